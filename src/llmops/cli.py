@@ -1,0 +1,44 @@
+"""`llmops …`: the command line. Each command is a thin call into the library."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmops.commands import arena, data, demo, loop, models, rollout, serve, train
+from llmops.commands.common import console
+from llmops.errors import LLMOpsError
+from llmops.workspace import init_workspace
+
+app = typer.Typer(
+    name="llmops",
+    help="Closed-loop LLMOps: data → LLaMA-Factory CPT/SFT/DPO → gateway and A/B arena → DPO → gated rollout.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(models.app, name="models")
+app.add_typer(serve.app, name="serve")
+app.add_typer(arena.app, name="arena")
+app.add_typer(loop.app, name="loop")
+app.add_typer(rollout.app, name="rollout")
+app.add_typer(demo.app, name="demo")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Workspace folder to create.")] = Path("."),
+) -> None:
+    """Create a workspace (idempotent): folders of the spec, dataset_info.json, database, settings, token."""
+    workspace = init_workspace(directory)
+    console.print(f"[green]workspace ready[/green] {workspace.root}")
+
+
+def main() -> None:
+    """Entry point: runs the app and turns LLMOpsError into a one-line message and exit code 1."""
+    try:
+        app()
+    except LLMOpsError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,1 @@
+"""The CLI's command groups: each is a thin layer over library functions."""

@@ -1,0 +1,209 @@
+"""The workspace database: SQLAlchemy Core tables and migrations by schema version.
+
+SQLite (WAL, synchronous=FULL) by default; any SQLAlchemy URL (e.g. Postgres) works unchanged.
+Each table belongs to one part of the system, named in its comment.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+# data layer: registered datasets (data/registry.py)
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(20), nullable=False),  # pt | sft | dpo
+    Column("file_name", String(500), nullable=False),
+    Column("format", String(20), nullable=False),  # text | messages | sharegpt | alpaca | ranking
+    Column("rows", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# data layer: every arena vote / collected preference, the source of DPO pairs (data/preferences.py)
+votes = Table(
+    "votes",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("user", String(200), nullable=False, default=""),
+    Column("question", Text, nullable=False),
+    Column("response_a", Text, nullable=False),
+    Column("response_b", Text, nullable=False),
+    Column("choice", String(10), nullable=False),  # A | B | tie | both_bad
+    Column("meta", JSON, nullable=False, default=dict),
+)
+
+# training: LLaMA-Factory runs (train/runner.py)
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("stage", String(20), nullable=False),
+    Column("config_path", String(500), nullable=False),
+    Column("output_dir", String(500), nullable=False),
+    Column("run_dir", String(500), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | running | succeeded | failed | stopped
+    Column("pid", Integer),
+    Column("exit_code", Integer),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("error", Text, nullable=False, default=""),
+    Column("metrics", JSON, nullable=False, default=dict),
+)
+
+# models: registered versions with lineage (models/registry.py)
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(100), primary_key=True),  # e.g. chat-v1.1
+    Column("kind", String(20), nullable=False),  # completion | chat
+    Column("version", String(20), nullable=False),  # v1.0, v1.1 …
+    Column("stage", String(20), nullable=False),  # base | pt | sft | dpo
+    Column("parent", String(100)),
+    Column("base_model", String(500), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("merged", Boolean, nullable=False),
+    Column("datasets", JSON, nullable=False, default=list),
+    Column("config_path", String(500), nullable=False, default=""),
+    Column("run_id", String(100)),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("upstream_url", String(500), nullable=False, default=""),
+    Column("status", String(20), nullable=False, default="registered"),
+    Column("created_at", Float, nullable=False),
+)
+
+# models: aliases production / candidate / previous → version name (models/registry.py)
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("alias", String(50), primary_key=True),
+    Column("model", String(100), nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# serving: thumbs up/down on a completion (serve/gateway.py)
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("completion_id", String(100), nullable=False, index=True),
+    Column("model", String(100), nullable=False, index=True),
+    Column("score", Integer, nullable=False),  # +1 | -1
+    Column("comment", Text, nullable=False, default=""),
+    Column("user", String(200), nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+# serving: one row per completion, the source of per-version metrics (serve/gateway.py)
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("model", String(100), nullable=False, index=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("latency_ms", Float, nullable=False),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text, nullable=False, default=""),
+)
+
+# serving: arena battles, identities hidden until voted (serve/gateway.py)
+battles = Table(
+    "battles",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("user", String(200), nullable=False, default=""),
+    Column("prompt", Text, nullable=False),
+    Column("model_a", String(100), nullable=False),
+    Column("model_b", String(100), nullable=False),
+    Column("response_a", Text, nullable=False),
+    Column("response_b", Text, nullable=False),
+    Column("sampling", JSON, nullable=False, default=dict),
+    Column("vote", String(10)),
+    Column("voted_at", Float),
+)
+
+# loop: the current rollout (one row per candidate) and every decision with its evidence (loop/rollout.py)
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("candidate", String(100), primary_key=True),
+    Column("production", String(100), nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("traffic", Float, nullable=False),
+    Column("status", String(20), nullable=False),  # running | promoted | rolled_back
+    Column("started_at", Float, nullable=False),
+    Column("stage_started_at", Float, nullable=False),
+)
+
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("candidate", String(100), nullable=False),
+    Column("event", String(30), nullable=False),
+    Column("traffic", Float, nullable=False),
+    Column("evidence", JSON, nullable=False, default=dict),
+)
+
+SCHEMA_VERSION = 1
+
+# Migrations: version N → N+1, each a function of a connection. Version 1 is create_all.
+MIGRATIONS: dict[int, Callable[[Any], None]] = {}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def connect(url: str) -> Engine:
+    """An engine for `url` with the schema created or migrated to SCHEMA_VERSION."""
+    is_sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False} if is_sqlite else {})
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[schema_version])
+        current = conn.execute(select(schema_version.c.version)).scalar()
+        if current is None:
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            return
+        for version in range(current, SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+        if current != SCHEMA_VERSION:
+            conn.execute(schema_version.update().values(version=SCHEMA_VERSION))

@@ -1,0 +1,126 @@
+"""The workspace: the spec's folder layout (sections 2.2 and 7.1.2), the database and the settings file.
+
+```
+<root>/
+  llmops.yaml                    settings (see settings.py)
+  llmops.db                      SQLite store (unless settings.database_url says otherwise)
+  .llmops/admin_token            bearer token of the gateway's admin endpoints
+  data/llmops/{cpt,sft,dpo}/     datasets, registered in data/llmops/dataset_info.json
+  checkpoints/{cpt,sft,dpo}/     training outputs
+  configs/llmops/                generated LLaMA-Factory YAML
+  runs/                          one folder per training run (log, settings)
+  models/                        merged models (llamafactory-cli export)
+  reports/                       evaluation and demo reports
+```
+"""
+
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from llmops import db
+from llmops.errors import LLMOpsError
+from llmops.fileio import write_text_atomic
+from llmops.settings import Settings, load_settings, save_settings
+
+SETTINGS_FILE = "llmops.yaml"
+DATABASE_FILE = "llmops.db"
+TOKEN_FILE = ".llmops/admin_token"
+STAGES = ("cpt", "sft", "dpo")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def settings_path(self) -> Path:
+        return self.root / SETTINGS_FILE
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data" / "llmops"
+
+    @property
+    def dataset_info_path(self) -> Path:
+        return self.data_dir / "dataset_info.json"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def configs_dir(self) -> Path:
+        return self.root / "configs" / "llmops"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def token_path(self) -> Path:
+        return self.root / TOKEN_FILE
+
+    def stage_data_dir(self, stage: str) -> Path:
+        return self.data_dir / stage
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.settings_path, list(self.overrides))
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.root / DATABASE_FILE}"
+
+    @cached_property
+    def engine(self) -> Engine:
+        return db.connect(self.database_url)
+
+    def admin_token(self) -> str:
+        return self.token_path.read_text(encoding="utf-8").strip()
+
+    def folders(self) -> list[Path]:
+        stage_dirs = [self.data_dir / s for s in STAGES] + [self.checkpoints_dir / s for s in STAGES]
+        extra = [self.configs_dir, self.runs_dir, self.models_dir, self.reports_dir, self.token_path.parent]
+        return stage_dirs + extra
+
+
+def init_workspace(root: Path) -> Workspace:
+    """Create the layout, settings file, database and admin token; existing files are left as they are."""
+    root = root.expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise LLMOpsError(f"{root}: exists and is not a folder")
+    workspace = Workspace(root)
+    for folder in workspace.folders():
+        folder.mkdir(parents=True, exist_ok=True)
+    if not workspace.dataset_info_path.exists():
+        write_text_atomic(workspace.dataset_info_path, "{}\n")
+    if not workspace.settings_path.exists():
+        save_settings(Settings(), workspace.settings_path)
+    if not workspace.token_path.exists():
+        write_text_atomic(workspace.token_path, secrets.token_urlsafe(32) + "\n")
+        workspace.token_path.chmod(0o600)
+    workspace.engine.dispose()
+    return workspace
+
+
+def open_workspace(root: Path, overrides: list[str] | None = None) -> Workspace:
+    """An initialised workspace, or a clear error saying how to create one."""
+    root = root.expanduser().resolve()
+    if not (root / SETTINGS_FILE).is_file() or not (root / "data" / "llmops").is_dir():
+        raise LLMOpsError(f"{root} is not an llmops workspace (run `llmops init {root}` first)")
+    workspace = Workspace(root, tuple(overrides or ()))
+    _ = workspace.settings
+    return workspace
