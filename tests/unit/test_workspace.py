@@ -56,5 +56,5 @@ def test_settings_overrides_and_types(tmp_path: Path) -> None:
     assert settings.loop.rollout_stages == [0.1, 1.0]
     with pytest.raises(LLMOpsError, match=r"loop\.min_samples"):
         load_settings(path, ["loop.min_samples=many"])
-    with pytest.raises(LLMOpsError, match=r"settings: nope: unknown key"):
+    with pytest.raises(LLMOpsError, match=r"s\.yaml: nope: unknown key"):
         load_settings(path, ["nope.x=1"])
