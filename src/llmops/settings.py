@@ -6,7 +6,7 @@ once, here, through its `description`.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,7 +28,10 @@ class DataSettings(_Section):
     num_instructions: int = Field(100, ge=1, description="Self-Instruct: instructions to generate.")
     rouge_threshold: float = Field(0.7, gt=0, le=1, description="Self-Instruct: reject a candidate whose "
                                    "max ROUGE-L against the pool is at least this.")
-    system_prompt: str = Field("You are a helpful assistant.", description="System message of SFT samples.")
+    system_prompt: str = Field("", description="System message of SFT samples; empty: none, so training and "
+                               "inference both use the chat template's default system prompt.")
+    closing_rate: float = Field(0.15, ge=0, le=1, description="Self-Instruct: share of answers that end with a "
+                                "polite closing phrase (e.g. 'Hope this helps!', '祝您购物愉快！').")
     max_votes_per_user_per_day: int = Field(0, ge=0, description="Preference export: cap per user and day "
                                             "(0 = no cap).")
 
@@ -36,7 +39,11 @@ class DataSettings(_Section):
 class TrainSettings(_Section):
     base_model: str = Field("Qwen/Qwen2-1.5B", description="Base model for CPT (HF folder or hub id).")
     template: str = Field("qwen", description="LLaMA-Factory chat template.")
-    llamafactory_cli: str = Field("llamafactory-cli", description="The LLaMA-Factory command to run.")
+    llamafactory_cli: str = Field("llamafactory-cli", description="The LLaMA-Factory command to run; the default "
+                                  "is the one installed beside the Python that runs llmops.")
+    stop_grace_s: float = Field(20.0, gt=0, description="Stopping a run: seconds to wait after SIGINT and again "
+                                "after SIGTERM before SIGKILL.")
+    log_tail_lines: int = Field(40, ge=1, description="Lines of the log kept as the error of a failed run.")
 
 
 class ServeSettings(_Section):
@@ -58,13 +65,29 @@ class LoopSettings(_Section):
     days_threshold: float = Field(7.0, ge=0, description="DPO trigger: days since the last DPO run.")
     gate_lower_bound: float = Field(0.5, ge=0, le=1, description="Promotion gate: the win rate's 95% interval "
                                     "lower bound must exceed this.")
-    rollout_stages: list[float] = Field([0.05, 0.2, 0.5, 1.0], description="Canary traffic shares, in order.")
+    rollout_stages: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        [0.05, 0.2, 0.5, 1.0], description="Canary traffic shares, in order, each in (0, 1].")
     stage_min_requests: int = Field(100, ge=0, description="Requests a stage needs before it may advance.")
     stage_min_minutes: float = Field(0.0, ge=0, description="Minutes a stage lasts at least.")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="Guardrail: roll back above this error rate.")
     max_latency_p99_ms: float = Field(2000.0, gt=0, description="Guardrail: roll back above this p99 latency.")
-    max_feedback_drop: float = Field(0.2, ge=0, le=1, description="Guardrail: roll back when the feedback score "
-                                     "falls this fraction below production's.")
+    max_feedback_drop: float = Field(0.2, ge=0, le=1, description="Guardrail: roll back when the candidate's share "
+                                     "of thumbs-up falls this fraction below production's.")
+    target_samples: int = Field(300, ge=1, description="Collection plan (spec 6.3.1): pairs a cycle aims for.")
+    optimal_samples: int = Field(500, ge=1, description="Collection plan (spec 6.3.1): the best number of pairs.")
+    guardrail_min_requests: int = Field(10, ge=1, description="Guardrails judge a stage only once the candidate "
+                                        "served this many requests in it.")
+    eval_set: str = Field("data/llmops/eval/heldout.jsonl", description="Held-out evaluation prompts (jsonl of "
+                          "{prompt, reference}), relative to the workspace; no training set may contain them.")
+    eval_samples: int = Field(1, ge=1, description="Answers sampled per held-out prompt and model.")
+    bootstrap_samples: int = Field(2000, ge=100, description="Bootstrap resamples for the win rate's interval.")
+    judge: Literal["reference", "llm", "human"] = Field("reference", description="Judge of `loop tick`'s "
+                                                        "evaluation: reference (ROUGE-L), llm or human arena votes.")
+    judge_url: str = Field("", description="LLM judge: base URL of an OpenAI-compatible endpoint.")
+    judge_model: str = Field("", description="LLM judge: model name at judge_url.")
+    judge_api_key_env: str = Field("OPENAI_API_KEY", description="LLM judge: environment variable of the API key.")
+    dpo_overrides: list[str] = Field([], description="LLaMA-Factory config overrides (key=value) of the loop's "
+                                     "DPO runs, e.g. pref_ftx=1.0 or max_steps=80.")
 
 
 class Settings(_Section):
@@ -91,7 +114,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise LLMOpsError(f"override {text!r}: expected key.sub=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise LLMOpsError(f"override {text!r}: value is not valid YAML: {exc}") from exc
     return key.strip().split("."), value
 
@@ -116,7 +139,7 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         return {}
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise LLMOpsError(f"{path}: not valid YAML: {exc}") from exc
     if raw is None:
         return {}

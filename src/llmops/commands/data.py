@@ -1,8 +1,193 @@
 """`llmops data …`: Data: domain corpus (CPT), Self-Instruct (SFT), preferences (DPO), dataset registry."""
 
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
+from llmops.data.corpus import build_corpus
+from llmops.data.formats import convert_file, validate_file
+from llmops.data.preferences import export_preferences, pair_stats
+from llmops.data.registry import get_dataset, list_datasets, read_dataset_info, validate_dataset
+from llmops.data.self_instruct import generate_sft_dataset
+from llmops.data.self_instruct_llm import LLMEndpoint
+from llmops.demo.preset import copy_preset_documents
+from llmops.errors import LLMOpsError
 
 app = typer.Typer(
     help="Data: domain corpus (CPT), Self-Instruct (SFT), preferences (DPO), dataset registry.",
     no_args_is_help=True,
 )
+prefs_app = typer.Typer(help="Preference store: votes → DPO pairs.", no_args_is_help=True)
+app.add_typer(prefs_app, name="prefs")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def _since(value: str | None) -> float | None:
+    """A Unix timestamp or an ISO date/time."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError as exc:
+        raise LLMOpsError(f"--since {value!r}: expected a Unix timestamp or an ISO date") from exc
+
+
+@app.command()
+def corpus(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt .md .jsonl .html .pdf).")],
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer folder or hub id (default: data.tokenizer).")] = None,
+    chunk_size: Annotated[int | None, typer.Option(help="Tokens per chunk (default: data.chunk_size).")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Tokens shared by consecutive chunks.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="MinHash near-duplicate threshold.")] = None,
+    workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
+) -> None:
+    """Documents → cleaned, de-duplicated, token-bounded CPT chunks in data/llmops/cpt/ (registered)."""
+    ws = workspace_from(workspace, overrides)
+    with _progress() as progress:
+        report = build_corpus(ws, paths, tokenizer=tokenizer, chunk_size=chunk_size, chunk_overlap=overlap,
+                              near_dup_threshold=threshold, progress=progress)
+    stats = report.stats
+    console.print(f"[green]wrote[/green] {report.path} as dataset [bold]{report.dataset.name}[/bold]")
+    console.print(f"documents read {stats.documents}, skipped {len(report.skipped)}, exact duplicates "
+                  f"{stats.exact_duplicates}, near-duplicates {stats.near_duplicates}, chunks {stats.chunks}, "
+                  f"tokens {stats.tokens} (largest chunk {stats.max_chunk_tokens})")
+    for reason in report.skipped:
+        console.print(f"[yellow]skipped[/yellow] {reason}", highlight=False)
+
+
+@app.command()
+def preset(workspace: WorkspaceOption = Path(".")) -> None:
+    """Copy the bundled preset documents of the demo shop into <workspace>/documents/preset/."""
+    ws = workspace_from(workspace)
+    copies = copy_preset_documents(ws.root / "documents" / "preset")
+    console.print(f"[green]copied[/green] {len(copies)} documents to {ws.root / 'documents' / 'preset'}")
+
+
+@app.command("self-instruct")
+def self_instruct(
+    documents: Annotated[list[Path] | None, typer.Argument(help="Documents (default: <workspace>/documents, "
+                                                            "else the preset).")] = None,
+    num: Annotated[int | None, typer.Option("--num", "-n", help="How many (default: data.num_instructions).")] = None,
+    llm: Annotated[bool, typer.Option("--llm/--template", help="LLM bootstrap or template mode.")] = False,
+    base_url: Annotated[str, typer.Option(help="LLM mode: OpenAI-compatible base URL.")] = "",
+    model: Annotated[str, typer.Option(help="LLM mode: model name.")] = "",
+    api_key: Annotated[str, typer.Option(envvar="OPENAI_API_KEY", help="LLM mode: API key.")] = "EMPTY",
+    timeout: Annotated[float, typer.Option(help="LLM mode: seconds per request.")] = 60.0,
+    retries: Annotated[int, typer.Option(help="LLM mode: retries per request.")] = 3,
+    seed_tasks: Annotated[Path | None, typer.Option(help="Seed tasks jsonl (default: the preset's).")] = None,
+    closing_rate: Annotated[float | None, typer.Option(help="Share of answers ending with a polite closing "
+                                                       "(default: data.closing_rate).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
+) -> None:
+    """Self-Instruct SFT data (messages format) in data/llmops/sft/ (registered)."""
+    ws = workspace_from(workspace, overrides)
+    if llm and not (base_url and model):
+        raise LLMOpsError("--llm needs --base-url and --model")
+    endpoint = LLMEndpoint(base_url, model, api_key, timeout, retries) if llm else None
+    with _progress() as progress:
+        report = generate_sft_dataset(ws, num, use_mock=not llm, documents=documents, seed_tasks=seed_tasks,
+                                      endpoint=endpoint, closing_rate=closing_rate, seed=seed, progress=progress)
+    stats = report.stats
+    console.print(f"[green]wrote[/green] {report.path} ({report.dataset.rows} samples) as dataset "
+                  f"[bold]{report.dataset.name}[/bold]")
+    types = ", ".join(f"{name} {count}" for name, count in sorted(stats.by_type.items()))
+    console.print(f"candidates {stats.candidates}, rejected as similar (ROUGE-L) {stats.rejected_similar}, "
+                  f"with closing phrase {stats.closings}; by type: {types}")
+    if stats.llm:
+        console.print(f"LLM: {asdict(stats.llm)}", highlight=False)
+
+
+@prefs_app.command("stats")
+def prefs_stats(
+    since: Annotated[str | None, typer.Option(help="Only votes after this (Unix time or ISO date).")] = None,
+    workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
+) -> None:
+    """Votes and the DPO pairs they give (ties, both_bad, identical, empty, duplicates, capped)."""
+    stats = pair_stats(workspace_from(workspace, overrides), _since(since))
+    table = Table("count", "value")
+    for name, value in asdict(stats).items():
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+@prefs_app.command("export")
+def prefs_export(
+    since: Annotated[str | None, typer.Option(help="Only votes after this (Unix time or ISO date).")] = None,
+    workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
+) -> None:
+    """Write dpo/prefs_<ts>.jsonl + dpo/prefs.jsonl (spec 4.3.2) and a TRL file, and register them."""
+    report = export_preferences(workspace_from(workspace, overrides), _since(since))
+    console.print(f"[green]exported[/green] {report.stats.valid_pairs} pairs to {report.path} and "
+                  f"{report.latest_path}; TRL format: {report.trl_path}")
+    console.print(f"votes {report.stats.votes}: ties {report.stats.ties}, both_bad {report.stats.both_bad}, "
+                  f"identical {report.stats.identical}, empty {report.stats.empty}, duplicates "
+                  f"{report.stats.duplicates}, over the daily cap {report.stats.capped}")
+
+
+@app.command("list")
+def list_(workspace: WorkspaceOption = Path(".")) -> None:
+    """Registered datasets with version, rows, sha256 and creation time."""
+    table = Table("name", "kind", "format", "version", "rows", "sha256", "created", "file")
+    for record in list_datasets(workspace_from(workspace)):
+        created = datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(record.name, record.kind, record.format, str(record.version), str(record.rows),
+                      record.sha256[:12], created, record.file_name)
+    console.print(table)
+
+
+@app.command()
+def show(name: str, workspace: WorkspaceOption = Path(".")) -> None:
+    """One dataset: its registry record and its dataset_info.json entry."""
+    ws = workspace_from(workspace)
+    record = get_dataset(ws, name)
+    for key, value in asdict(record).items():
+        console.print(f"{key}: {value}", highlight=False)
+    console.print(f"dataset_info.json: {read_dataset_info(ws).get(name, '(not registered for LLaMA-Factory)')}",
+                  highlight=False)
+
+
+@app.command()
+def validate(
+    target: Annotated[str, typer.Argument(help="A registered dataset name or a .json/.jsonl file.")],
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Check a dataset against its format; errors as file:line: field: problem (exit 1 if any)."""
+    path = Path(target)
+    is_file = path.suffix in (".json", ".jsonl") and path.is_file()
+    report = validate_file(path) if is_file else validate_dataset(workspace_from(workspace), target)
+    for error in report.errors:
+        console.print(f"[red]{error}[/red]", highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/green] {report.path}: {report.rows} records, format {report.format}")
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="A .json/.jsonl dataset file.")],
+    target: Annotated[Path, typer.Argument(help="The file to write (.json array or .jsonl).")],
+    to: Annotated[str, typer.Option(help="Target format: messages, sharegpt, alpaca, ranking or trl.")],
+    source_format: Annotated[str | None, typer.Option("--from", help="Source format (default: detected).")] = None,
+) -> None:
+    """Convert a dataset file between formats (messages ↔ sharegpt ↔ alpaca, ranking ↔ trl), atomically."""
+    count = convert_file(source, target, to, source_format)
+    console.print(f"[green]wrote[/green] {target}: {count} records in format {to}")

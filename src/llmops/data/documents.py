@@ -1,0 +1,151 @@
+"""Reading domain documents: .txt/.md, .jsonl (`text` field), .html/.htm and .pdf (pypdf), files or folders.
+
+Text is normalised (Unicode NFC, control characters removed, runs of spaces and blank lines collapsed).
+A file that cannot be read is skipped with its reason (`file:line: problem`), never a traceback.
+"""
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
+from llmops.data.formats import decode_file
+from llmops.errors import LLMOpsError, located
+
+SUFFIXES = (".txt", ".md", ".jsonl", ".html", ".htm", ".pdf")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff\ud800-\udfff]")
+_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # file, or file:line for a .jsonl record
+    text: str
+
+
+@dataclass
+class LoadResult:
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "file[:line]: reason"
+
+
+def normalize_text(text: str) -> str:
+    """NFC, no control characters or lone surrogates, single spaces, at most one blank line between paragraphs."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCKS = frozenset({"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article"})
+    _HIDDEN = frozenset({"script", "style", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self._hidden += 1
+        if tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN and self._hidden:
+            self._hidden -= 1
+        if tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def _pdf_text(path: Path) -> str:
+    try:
+        reader = PdfReader(path)
+        return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        raise located(path, None, None, f"unreadable PDF: {exc}") from exc
+
+
+def _jsonl_documents(path: Path, result: LoadResult) -> None:
+    for number, line in enumerate(decode_file(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            result.skipped.append(str(located(path, number, None, f"invalid JSON: {exc.msg}")))
+            continue
+        except RecursionError:
+            result.skipped.append(str(located(path, number, None, "invalid JSON: nested too deeply")))
+            continue
+        text = record.get("text") if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            result.skipped.append(str(located(path, number, "text", "missing or not a string")))
+            continue
+        _add(result, f"{path}:{number}", text)
+
+
+def _add(result: LoadResult, source: str, text: str) -> None:
+    normalized = normalize_text(text)
+    if normalized:
+        result.documents.append(Document(source, normalized))
+    else:
+        result.skipped.append(f"{source}: no text after normalisation")
+
+
+def _load_file(path: Path, result: LoadResult) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        _jsonl_documents(path, result)
+    elif suffix == ".pdf":
+        _add(result, str(path), _pdf_text(path))
+    elif suffix in (".html", ".htm"):
+        _add(result, str(path), html_to_text(decode_file(path)))
+    else:
+        _add(result, str(path), decode_file(path))
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files given, plus the supported files inside folders (sorted); a missing path is an error."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise LLMOpsError(f"{path}: no such file or folder")
+    return files
+
+
+def load_documents(paths: Iterable[Path]) -> LoadResult:
+    """Every readable document under `paths`; unreadable or unsupported files are listed in `skipped`."""
+    result = LoadResult()
+    for path in expand_paths(paths):
+        if path.suffix.lower() not in SUFFIXES:
+            result.skipped.append(f"{path}: unsupported file type (use {', '.join(SUFFIXES)})")
+            continue
+        try:
+            _load_file(path, result)
+        except LLMOpsError as exc:
+            result.skipped.append(str(exc))
+    return result

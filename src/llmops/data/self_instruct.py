@@ -1,0 +1,171 @@
+"""Self-Instruct SFT data (spec 4.2): template mode (`use_mock=True`) and LLM mode, messages format.
+
+Template mode builds tasks of the six types from the documents' facts (templates.py); LLM mode runs the
+Self-Instruct bootstrap against an OpenAI-compatible endpoint (self_instruct_llm.py). Both reject a task
+whose prompt has ROUGE-L ≥ `rouge_threshold` against the tasks kept so far. A share `closing_rate` of the
+answers ends with a polite closing phrase (the demo's simulated users like those; the SFT model should
+produce them only sometimes).
+"""
+
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from llmops.data.doc_facts import Facts, extract_facts, is_chinese
+from llmops.data.documents import load_documents
+from llmops.data.formats import record_problems
+from llmops.data.registry import DatasetRecord, publish_dataset, timestamped_path
+from llmops.data.rouge import RougePool
+from llmops.data.self_instruct_llm import Bootstrap, BootstrapStats, LLMEndpoint, Task
+from llmops.data.templates import TASK_TYPES, Example, make_example
+from llmops.demo.preset import load_products, load_seed_tasks, preset_documents
+from llmops.errors import LLMOpsError, located
+from llmops.fileio import write_json_atomic
+from llmops.workspace import Workspace
+
+CLOSINGS_EN = ("Hope this helps!", "Have a great day!")
+CLOSINGS_ZH = ("希望对您有帮助！", "祝您购物愉快！")
+MISSES_PER_TYPE = 200
+
+
+@dataclass
+class GenerationStats:
+    candidates: int = 0
+    rejected_similar: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    closings: int = 0
+    llm: BootstrapStats | None = None
+
+
+@dataclass(frozen=True)
+class SelfInstructReport:
+    path: Path
+    dataset: DatasetRecord
+    stats: GenerationStats
+
+
+class SelfInstructGenerator:
+    """Generates SFT data in the spec's messages format (4.2.2) from documents, products and seed tasks."""
+
+    def __init__(self, documents: Sequence[str] = (), seed_tasks: Sequence[Task] = (),
+                 products: Sequence[Mapping[str, Any]] = (), *, system_prompt: str = "", closing_rate: float = 0.15,
+                 rouge_threshold: float = 0.7, seed: int = 0, endpoint: LLMEndpoint | None = None) -> None:
+        if not 0 <= closing_rate <= 1:
+            raise LLMOpsError(f"closing_rate {closing_rate}: must be between 0 and 1")
+        self.facts: Facts = extract_facts(documents, products)
+        self.seed_tasks = list(seed_tasks)
+        self.system_prompt = system_prompt
+        self.closing_rate = closing_rate
+        self.rouge_threshold = rouge_threshold
+        self.endpoint = endpoint
+        self.random = random.Random(seed)
+        self.stats = GenerationStats()
+
+    def generate_instructions(self, num_instructions: int = 100, use_mock: bool = True,
+                              progress: Progress | None = None) -> list[dict[str, Any]]:
+        """The spec's API: `num_instructions` records `{"messages": [...]}` (fewer if the sources run dry)."""
+        self.stats = GenerationStats()
+        if use_mock:
+            return self._generate_mock_data(num_instructions, progress)
+        return self._generate_with_llm(num_instructions, progress)
+
+    def _generate_mock_data(self, count: int, progress: Progress | None) -> list[dict[str, Any]]:
+        pool, kept = RougePool(), list[Example]()
+        misses: Counter[str] = Counter()  # consecutive failures per task type; a type gives up at the limit
+        bar = progress.add_task("self-instruct (templates)", total=count) if progress else None
+        while len(kept) < count:
+            open_types = [t for t in TASK_TYPES if misses[t] < MISSES_PER_TYPE]
+            if not open_types:
+                break
+            task_type = min(open_types, key=lambda t: self.stats.by_type[t])
+            example = make_example(task_type, self.random, self.facts)
+            self.stats.candidates += example is not None
+            if example is None or pool.max_score(example.prompt) >= self.rouge_threshold:
+                self.stats.rejected_similar += example is not None
+                misses[task_type] += 1
+                continue
+            misses[task_type] = 0
+            pool.add(example.prompt)
+            kept.append(example)
+            self.stats.by_type[task_type] += 1
+            if progress and bar is not None:
+                progress.advance(bar)
+        if not kept:
+            raise LLMOpsError("template mode found nothing to build tasks from (no reviews, FAQ or products "
+                              "in the documents)")
+        return self._records(kept)
+
+    def _generate_with_llm(self, count: int, progress: Progress | None) -> list[dict[str, Any]]:
+        if self.endpoint is None:
+            raise LLMOpsError("LLM mode needs an endpoint (base_url and model)")
+        bootstrap = Bootstrap(self.endpoint, self.seed_tasks, self.rouge_threshold, self.random.randrange(1 << 30))
+        tasks = bootstrap.run(count, progress)
+        self.stats.llm = bootstrap.stats
+        self.stats.candidates = bootstrap.stats.candidates
+        self.stats.rejected_similar = bootstrap.stats.rejected_similar
+        examples = [Example("classification" if t.is_classification else "other", t.instruction, t.input, t.output)
+                    for t in tasks]
+        self.stats.by_type.update(e.task_type for e in examples)
+        return self._records(examples)
+
+    def _records(self, examples: list[Example]) -> list[dict[str, Any]]:
+        closing = set(self.random.sample(range(len(examples)), round(self.closing_rate * len(examples))))
+        self.stats.closings = len(closing)
+        head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        records = []
+        for index, example in enumerate(examples):
+            answer = example.output
+            if index in closing:
+                phrases = CLOSINGS_ZH if is_chinese(answer) else CLOSINGS_EN
+                answer = f"{answer}{'' if is_chinese(answer) else ' '}{self.random.choice(phrases)}"
+            records.append({"messages": [*head, {"role": "user", "content": example.prompt},
+                                         {"role": "assistant", "content": answer}]})
+        return records
+
+    def save_data(self, data: Sequence[Mapping[str, Any]], path: Path) -> Path:
+        """The spec's API: validate the records (messages format) and write them as one JSON array, atomically."""
+        check_messages(data, path)
+        write_json_atomic(path, list(data))
+        return path
+
+
+def check_messages(data: Sequence[Mapping[str, Any]], path: Path) -> None:
+    for index, record in enumerate(data):
+        problems = record_problems(record, "messages")
+        if problems:
+            raise located(path, None, f"[{index}].{problems[0][0]}", problems[0][1])
+
+
+def workspace_documents(workspace: Workspace) -> list[Path]:
+    """`<workspace>/documents` (where `llmops data preset` copies to) when it has files, else the preset."""
+    folder = workspace.root / "documents"
+    return [folder] if folder.is_dir() and any(folder.rglob("*.*")) else preset_documents()
+
+
+def seed_tasks_from(path: Path | None) -> list[Task]:
+    """Seed tasks (the preset's, or a jsonl file in the same format) as bootstrap tasks."""
+    return [Task(s.instruction, s.input, s.output, s.is_classification) for s in load_seed_tasks(path)]
+
+
+def generate_sft_dataset(workspace: Workspace, num_instructions: int | None = None, *, use_mock: bool = True,
+                         documents: Sequence[Path] | None = None, seed_tasks: Path | None = None,
+                         endpoint: LLMEndpoint | None = None, closing_rate: float | None = None, seed: int = 0,
+                         progress: Progress | None = None) -> SelfInstructReport:
+    """Generate, then write + register `sft/sft_data_<ts>.json` (messages format, sharegpt role/content tags)."""
+    settings = workspace.settings.data
+    loaded = load_documents(documents or workspace_documents(workspace))
+    generator = SelfInstructGenerator(
+        [d.text for d in loaded.documents], seed_tasks_from(seed_tasks) if not use_mock else (), load_products(),
+        system_prompt=settings.system_prompt, rouge_threshold=settings.rouge_threshold,
+        closing_rate=settings.closing_rate if closing_rate is None else closing_rate,
+        seed=seed, endpoint=endpoint)
+    data = generator.generate_instructions(num_instructions or settings.num_instructions, use_mock, progress)
+    path = timestamped_path(workspace, "sft", "sft_data", ".json")
+    check_messages(data, path)
+    dataset = publish_dataset(workspace, path.stem, path, data, "sft", "messages")
+    return SelfInstructReport(path, dataset, generator.stats)
