@@ -1,0 +1,40 @@
+"""`llmops ui`: start the gateway (API + web UI) and open the UI in a browser (the URL is printed too)."""
+
+import threading
+import time
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
+from llmops.serve.gateway import create_app
+from llmops.ui.app import UI_PATH
+
+
+def _open_when_started(server: uvicorn.Server, url: str) -> None:
+    while not server.started and not server.should_exit:
+        time.sleep(0.1)
+    if server.started and not webbrowser.open(url):
+        console.print(f"no browser found: open {url}")
+
+
+def ui(
+    workspace: WorkspaceOption = Path("."),
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: serve.port, 8000).")] = None,
+    browser: Annotated[bool, typer.Option(help="Open the UI in the default browser.")] = True,
+    overrides: SetOption = None,
+) -> None:
+    """Serve the gateway with the web UI at /ui and open it: Data · Train · A/B arena · Models · Monitor."""
+    ws = workspace_from(workspace, overrides)
+    settings = ws.settings.serve
+    bind_host, bind_port = host or settings.host, port or settings.port
+    url = f"http://{bind_host}:{bind_port}{UI_PATH}/"
+    console.print(f"[green]web UI[/green] {url}  (API at http://{bind_host}:{bind_port}/v1, workspace {ws.root})")
+    server = uvicorn.Server(uvicorn.Config(create_app(ws), host=bind_host, port=bind_port, log_level="info"))
+    if browser:
+        threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
+    server.run()

@@ -1,0 +1,50 @@
+"""The UI's actions on serving state go through the gateway's own HTTP routes, in process.
+
+Arena battles and votes, promotion and rollback run exactly the code of `POST /v1/arena/battles`,
+`/vote`, `/v1/admin/promote` and `/v1/admin/rollback` (validation, metrics, token check included):
+the UI sends the request to the app it is mounted in through httpx's ASGI transport, no socket.
+"""
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from llmops.errors import LLMOpsError
+
+
+class GatewayClient:
+    """Calls the routes of one gateway app; a 4xx/5xx answer becomes an LLMOpsError with its message."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def _post(self, path: str, body: dict[str, Any], token: str = "") -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        transport = httpx.ASGITransport(app=self.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=None) as client:
+            response = await client.post(path, json=body, headers=headers)
+        try:
+            payload: dict[str, Any] = response.json()
+        except ValueError:
+            payload = {"error": {"message": response.text}}
+        if response.status_code >= 400:
+            error = payload.get("error", {})
+            raise LLMOpsError(f"{path}: {error.get('message', response.text)} (HTTP {response.status_code})")
+        return payload
+
+    async def battle(self, prompt: str, user: str = "") -> dict[str, Any]:
+        """Two anonymous answers to `prompt`: {id, prompt, response_a, response_b}."""
+        return await self._post("/v1/arena/battles", {"prompt": prompt, "user": user})
+
+    async def vote(self, battle_id: str, vote: str) -> dict[str, Any]:
+        """Vote a|b|tie|both_bad on a battle; the answer reveals model_a and model_b."""
+        return await self._post(f"/v1/arena/battles/{battle_id}/vote", {"vote": vote})
+
+    async def promote(self, token: str, model: str = "") -> dict[str, Any]:
+        """Promote `model` (or the running rollout's candidate when empty) with the admin token."""
+        return await self._post("/v1/admin/promote", {"model": model}, token)
+
+    async def rollback(self, token: str) -> dict[str, Any]:
+        """Roll back the running rollout, or production to `previous`, with the admin token."""
+        return await self._post("/v1/admin/rollback", {}, token)

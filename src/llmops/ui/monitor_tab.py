@@ -1,0 +1,73 @@
+"""Monitor tab: per-version requests, error rate, latency p50/p99, feedback score and win rate
+(serve/metrics.py `version_metrics`, the same numbers as `GET /v1/metrics`), and charts over time.
+"""
+
+import time
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from sqlalchemy import select
+
+from llmops import db
+from llmops.serve.metrics import percentile, served_models, version_metrics
+from llmops.ui.section import Section, frame
+from llmops.workspace import Workspace
+
+METRIC_COLUMNS = ("model", "requests", "errors", "error_rate", "latency_p50_ms", "latency_p99_ms",
+                  "tokens_per_s", "feedback_score", "win_rate")
+SERIES_COLUMNS = ("time", "model", "requests", "error_rate", "latency_p50_ms", "latency_p99_ms")
+WINDOWS = {"last hour": 3600.0, "last day": 86400.0, "all time": 0.0}
+
+
+def metrics_table(workspace: Workspace, since: float | None) -> pd.DataFrame:
+    rows = [version_metrics(workspace, name, since).to_dict() for name in served_models(workspace)]
+    return frame(rows, METRIC_COLUMNS).round(3)
+
+
+def request_series(workspace: Workspace, since: float | None, buckets: int = 30) -> pd.DataFrame:
+    """Requests per time bucket and version: count, error rate, latency p50/p99 (for the charts)."""
+    query = select(db.requests.c.model, db.requests.c.created_at, db.requests.c.latency_ms, db.requests.c.ok)
+    if since is not None:
+        query = query.where(db.requests.c.created_at >= since)
+    with workspace.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        return frame([], SERIES_COLUMNS)
+    start, end = min(r.created_at for r in rows), max(r.created_at for r in rows)
+    width = max((end - start) / buckets, 1.0)
+    groups: dict[tuple[float, str], list[Any]] = {}
+    for row in rows:
+        bucket = start + (row.created_at - start) // width * width
+        groups.setdefault((bucket, row.model), []).append(row)
+    points = [
+        {"time": pd.Timestamp(bucket, unit="s"), "model": model, "requests": len(items),
+         "error_rate": sum(not r.ok for r in items) / len(items),
+         "latency_p50_ms": percentile([r.latency_ms for r in items], 50),
+         "latency_p99_ms": percentile([r.latency_ms for r in items], 99)}
+        for (bucket, model), items in sorted(groups.items())
+    ]
+    return frame(points, SERIES_COLUMNS)
+
+
+def snapshot(workspace: Workspace, window: str) -> list[Any]:
+    seconds = WINDOWS.get(window, 0.0)
+    since = time.time() - seconds if seconds else None
+    series = request_series(workspace, since)
+    return [metrics_table(workspace, since), series, series, series]
+
+
+def render(workspace: Workspace) -> Section:
+    with gr.Row():
+        window = gr.Radio(label="Window", choices=list(WINDOWS), value="all time")
+        refresh = gr.Button("Refresh")
+    table = gr.Dataframe(label="Per version", headers=list(METRIC_COLUMNS), interactive=False,
+                         elem_id="monitor-table")
+    with gr.Row():
+        requests = gr.LinePlot(x="time", y="requests", color="model", title="requests per interval")
+        errors = gr.LinePlot(x="time", y="error_rate", color="model", title="error rate")
+        latency = gr.LinePlot(x="time", y="latency_p99_ms", color="model", title="latency p99 (ms)")
+    outputs = [table, requests, errors, latency]
+    refresh.click(lambda w: snapshot(workspace, w), inputs=window, outputs=outputs)
+    window.change(lambda w: snapshot(workspace, w), inputs=window, outputs=outputs)
+    return Section("monitor", lambda: snapshot(workspace, "all time"), outputs)

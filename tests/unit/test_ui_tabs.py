@@ -1,0 +1,169 @@
+"""The web UI's tabs: every tab renders on an empty workspace and shows what the workspace holds."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import pytest
+import yaml
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from llmops import db
+from llmops.data.preferences import PreferenceCollector
+from llmops.data.registry import publish_dataset
+from llmops.errors import LLMOpsError
+from llmops.loop.rollout import start_rollout
+from llmops.models import registry
+from llmops.serve.gateway import create_app
+from llmops.train import runs
+from llmops.train.runner import LLaMAFactoryTrainer
+from llmops.ui import monitor_tab, train_forms, train_tab
+from llmops.ui.app import assemble
+from llmops.ui.gateway_client import GatewayClient
+from llmops.ui.section import Section
+from llmops.workspace import Workspace
+
+
+@pytest.fixture
+def gateway(workspace: Workspace) -> Iterator[FastAPI]:
+    app = create_app(workspace)
+    yield app
+    app.state.serve.engine.close()
+
+
+def loaded(sections: list[Section]) -> dict[str, list[Any]]:
+    """Each section's load values, checked against its widgets: one value each, accepted by the widget."""
+    values = {}
+    for section in sections:
+        result = list(section.load())
+        assert len(result) == len(section.outputs), section.name
+        for component, value in zip(section.outputs, result, strict=True):
+            if not isinstance(value, dict) or "__type__" not in value:
+                component.postprocess(value)
+        values[section.name] = result
+    return values
+
+
+def test_every_tab_renders_on_an_empty_workspace(workspace: Workspace, gateway: FastAPI) -> None:
+    blocks, sections = assemble(workspace, gateway)
+    assert isinstance(blocks, gr.Blocks)
+    values = loaded(sections)
+    assert [s.name for s in sections] == ["data", "train", "arena", "models", "monitor"]
+    assert values["data"][0]["votes"].tolist() == [0]
+    assert values["data"][1].empty
+    assert values["train"][0] == "" and values["train"][4].empty
+    assert values["arena"][:2] == [0, 0]
+    assert "production: **none**" in values["models"][2]
+    assert values["monitor"][0].empty
+
+
+def _fill(workspace: Workspace) -> None:
+    path = workspace.stage_data_dir("sft") / "sft_small.json"
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    publish_dataset(workspace, "sft_small", path, [{"messages": messages}], "sft", "messages")
+    v1 = registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="tiny-base",
+                                   path="/models/chat-v1.0", merged=True)
+    v2 = registry.register_version(workspace, kind="chat", stage="dpo", parent=v1.name, base_model="tiny-base",
+                                   path="/ckpt/dpo", merged=False)
+    registry.promote(workspace, v1.name)
+    start_rollout(workspace, v2.name)
+    PreferenceCollector(workspace).collect_preference("q", "good", "bad", "A", {"source": "test"})
+    now = time.time()
+    with workspace.engine.begin() as conn:
+        conn.execute(db.requests.insert(), [
+            {"id": f"r{i}", "model": v1.name, "created_at": now - 60 + i, "latency_ms": 10.0 * (i + 1),
+             "completion_tokens": 5, "ok": i != 0, "error": "boom" if i == 0 else ""} for i in range(4)
+        ])
+
+
+def test_tabs_show_the_workspace(workspace: Workspace, gateway: FastAPI) -> None:
+    _fill(workspace)
+    values = loaded(assemble(workspace, gateway)[1])
+    assert values["data"][0]["valid_pairs"].tolist() == [1]
+    assert "sft_small" in values["data"][1]["name"].tolist()
+    assert values["arena"][:2] == [1, 1]
+    versions = values["models"][0].set_index("name")
+    assert versions.loc["chat-v1.1", "lineage"] == "tiny-base → chat-v1.0 → chat-v1.1"
+    assert versions.loc["chat-v1.0", "aliases"] == "production"
+    assert versions.loc["chat-v1.1", "merged"] == "adapter"
+    assert "candidate **chat-v1.1** at stage 1" in values["models"][2]
+    assert values["models"][3] == pytest.approx(0.05)
+    assert values["models"][4]["event"].tolist() == ["started"]
+    monitor = values["monitor"][0].set_index("model")
+    assert monitor.loc["chat-v1.0", "requests"] == 4
+    assert monitor.loc["chat-v1.0", "error_rate"] == pytest.approx(0.25)
+
+
+def test_request_series_buckets_requests_per_version(workspace: Workspace) -> None:
+    with workspace.engine.begin() as conn:
+        conn.execute(db.requests.insert(), [
+            {"id": "a", "model": "m1", "created_at": 1000.0, "latency_ms": 5.0, "ok": True, "error": ""},
+            {"id": "b", "model": "m1", "created_at": 1000.5, "latency_ms": 7.0, "ok": False, "error": "x"},
+            {"id": "c", "model": "m2", "created_at": 1100.0, "latency_ms": 9.0, "ok": True, "error": ""},
+        ])
+    series = monitor_tab.request_series(workspace, since=None, buckets=10)
+    assert series[["model", "requests", "error_rate"]].values.tolist() == [["m1", 2, 0.5], ["m2", 1, 0.0]]
+    assert monitor_tab.request_series(workspace, since=2000.0).empty
+
+
+def test_sft_form_writes_the_spec_config_with_overrides(workspace: Workspace) -> None:
+    with gr.Blocks():
+        form = train_forms.render_form("SFT", train_forms.workspace_defaults(workspace))
+    values = tuple(field.value for field in form.fields)
+    path, text, notes = train_forms.generate(workspace, form, values, "max_steps=5\n")
+    config = yaml.safe_load(text)
+    assert Path(path).parent == workspace.configs_dir and yaml.safe_load(Path(path).read_text()) == config
+    assert config["stage"] == "sft" and config["learning_rate"] == pytest.approx(5e-5)
+    assert config["num_train_epochs"] == 3 and isinstance(config["num_train_epochs"], int)
+    assert config["max_steps"] == 5 and config["template"] == workspace.settings.train.template
+    assert config["fp16"] is False and "fp16" in notes
+
+
+def test_dpo_form_without_adapter_trains_a_new_lora(workspace: Workspace) -> None:
+    with gr.Blocks():
+        form = train_forms.render_form("DPO", {})
+    values = tuple("" if name == "adapter_path" else field.value for name, field in zip(form.names, form.fields,
+                                                                                         strict=True))
+    config = yaml.safe_load(train_forms.generate(workspace, form, values, "")[1])
+    assert "adapter_name_or_path" not in config and config["pref_beta"] == pytest.approx(0.1)
+
+
+def test_page_load_selects_the_running_run(workspace: Workspace) -> None:
+    for run_id, status in (("sft-old", "running"), ("sft-new", "succeeded")):
+        run_dir = workspace.runs_dir / run_id
+        run_dir.mkdir(parents=True)
+        (run_dir / runs.LOG_FILE).write_text(f"log of {run_id}\n")
+        runs.insert_run(workspace, run_id, "sft", workspace.configs_dir / "c.yaml", str(run_dir / "out"), run_dir)
+        if status != "running":
+            with workspace.engine.begin() as conn:
+                conn.execute(db.runs.update().where(db.runs.c.id == run_id).values(status=status))
+    trainer = LLaMAFactoryTrainer(workspace)
+    assert train_tab.selected_run(trainer) == "sft-old"
+    status, log, curve = train_tab.watch(trainer, "sft-old")
+    assert "**running**" in status and log == "log of sft-old" and isinstance(curve, pd.DataFrame)
+    assert train_tab.watch(trainer, "nope")[0].startswith("❌")
+
+
+def test_admin_actions_need_the_token(workspace: Workspace, gateway: FastAPI) -> None:
+    for kind_version in ("v1.0", "v2.0"):
+        registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="b", path="/p",
+                                  merged=True, version=kind_version)
+    client = GatewayClient(gateway)
+    with pytest.raises(LLMOpsError, match="401"):
+        asyncio.run(client.promote("wrong", "chat-v1.0"))
+    assert asyncio.run(client.promote(workspace.admin_token(), "chat-v1.0"))["production"] == "chat-v1.0"
+    asyncio.run(client.promote(workspace.admin_token(), "chat-v2.0"))
+    assert asyncio.run(client.rollback(workspace.admin_token()))["production"] == "chat-v1.0"
+    assert registry.aliases(workspace)["production"] == "chat-v1.0"
+
+
+def test_gateway_serves_the_ui(workspace: Workspace) -> None:
+    with TestClient(create_app(workspace)) as client:
+        page = client.get("/ui/")
+        assert page.status_code == 200 and "llmops" in page.text
+        assert client.get("/v1/models").status_code == 200
