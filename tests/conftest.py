@@ -9,10 +9,24 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from llmops.workspace import Workspace, init_workspace
+
+if TYPE_CHECKING:  # the model builder imports torch: only the tests that use the tiny model pay for it
+    from llmops.demo.base_model import BaseModelSpec
+
+_PRODUCTS = (
+    ("蓝牙耳机", "Bluetooth earbuds"),
+    ("机械键盘", "mechanical keyboard"),
+    ("保温杯", "thermos cup"),
+    ("运动手表", "sports watch"),
+    ("台灯", "desk lamp"),
+    ("充电宝", "power bank"),
+)
+_PRICES = (59, 129, 199, 349, 499)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,3 +39,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return init_workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_texts() -> list[str]:
+    """A small deterministic shop corpus in Chinese and English (the tiny model's pre-training text)."""
+    docs = []
+    for index, ((name_zh, name_en), price) in enumerate((product, price) for product in _PRODUCTS for price in _PRICES):
+        days = 7 + index % 3 * 7
+        docs.append(
+            f"{name_zh}售价{price}元，支持{days}天无理由退货。客户问：{name_zh}怎么充电？"
+            f"客服答：请使用原装数据线，充满约需两小时。感谢您的耐心，祝您购物愉快！"
+        )
+        docs.append(
+            f"The {name_en} costs {price} yuan and can be returned within {days} days. "
+            f"Customer: how do I charge the {name_en}? Support: use the original cable; a full charge "
+            "takes about two hours. Thank you for your patience, have a nice day!"
+        )
+    return docs
+
+
+@pytest.fixture(scope="session")
+def tiny_model_spec() -> "BaseModelSpec":
+    """Sizes of the tests' tiny model (2 layers, hidden 64, ~0.1M parameters; builds in about a second)."""
+    from llmops.demo.base_model import BaseModelSpec
+
+    return BaseModelSpec(
+        vocab_size=1200,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=192,
+        max_position_embeddings=512,
+        block_size=64,
+        batch_size=8,
+        steps=60,
+        warmup_steps=5,
+        seed=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_texts: list[str], tiny_model_spec: "BaseModelSpec"
+) -> Path:
+    """A tiny pre-trained Qwen2 HF folder (ChatML tokenizer, `template: qwen`), built once per test session."""
+    from llmops.demo.base_model import build_base_model
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    build_base_model(out, tiny_model_texts, tiny_model_spec)
+    return out

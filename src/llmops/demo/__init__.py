@@ -1,0 +1,1 @@
+"""Demo mode: the tiny base model, the bundled preset documents and the simulated users."""
