@@ -8,12 +8,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from llmops.workspace import Workspace, init_workspace
+
+_CACHE_KEY = pytest.StashKey[Path]()
 
 if TYPE_CHECKING:  # the model builder imports torch: only the tests that use the tiny model pay for it
     from llmops.demo.base_model import BaseModelSpec
@@ -27,6 +31,21 @@ _PRODUCTS = (
     ("充电宝", "power bank"),
 )
 _PRICES = (59, 129, 199, 349, 499)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point every cache the libraries write (HF datasets, matplotlib, Gradio) into one temp dir."""
+    cache = Path(tempfile.mkdtemp(prefix="llmops-test-cache-"))
+    config.stash[_CACHE_KEY] = cache
+    for variable, sub in (("HF_HOME", "hf"), ("HF_DATASETS_CACHE", "hf/datasets"), ("MPLCONFIGDIR", "mpl"),
+                          ("GRADIO_TEMP_DIR", "gradio"), ("XDG_CACHE_HOME", "xdg"), ("TRITON_CACHE_DIR", "triton")):
+        os.environ[variable] = str(cache / sub)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cache = config.stash.get(_CACHE_KEY, None)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -64,7 +64,7 @@ runs = Table(
     Column("config_path", String(500), nullable=False),
     Column("output_dir", String(500), nullable=False),
     Column("run_dir", String(500), nullable=False),
-    Column("status", String(20), nullable=False),  # pending | running | succeeded | failed | stopped
+    Column("status", String(20), nullable=False),  # running | stopping | succeeded | failed | stopped
     Column("pid", Integer),
     Column("exit_code", Integer),
     Column("started_at", Float, nullable=False),

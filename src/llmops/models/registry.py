@@ -1,0 +1,254 @@
+"""Model registry: versions with lineage (base → cpt → sft → dpo, datasets by hash) and aliases.
+
+Names follow the spec (section 1.2): offline runs give big versions (`completion-v1.0`, `chat-v1.0`,
+`chat-v2.0`), DPO on feedback gives small ones (`chat-v1.1`, `chat-v1.2` …). A merged version's `path`
+is a full Hugging Face folder; an adapter version's `path` is a LoRA adapter folder that applies to
+`base_model`. A non-empty `upstream_url` means an external OpenAI-compatible server serves the version.
+Aliases (`production`, `candidate`, `previous`) point at version names; the gateway resolves them.
+"""
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from llmops import db
+from llmops.errors import LLMOpsError
+from llmops.workspace import Workspace
+
+KINDS = ("completion", "chat")
+STAGES = ("base", "pt", "sft", "dpo")
+ALIASES = ("production", "candidate", "previous")
+STATUSES = ("registered", "candidate", "production", "archived", "rejected")
+_NAME = re.compile(r"^(?P<kind>[a-z][a-z0-9_]*)-v(?P<major>\d+)\.(?P<minor>\d+)$")
+_VERSION = re.compile(r"^v(?P<major>\d+)\.(?P<minor>\d+)$")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One row of the `model_versions` table."""
+
+    name: str
+    kind: str
+    version: str
+    stage: str
+    parent: str | None
+    base_model: str
+    path: str
+    merged: bool
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    config_path: str = ""
+    run_id: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    upstream_url: str = ""
+    status: str = "registered"
+    created_at: float = 0.0
+
+    @property
+    def is_adapter(self) -> bool:
+        return not self.merged and not self.upstream_url
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def validate_name(name: str) -> str:
+    """A version name like `chat-v1.1`; anything else (paths, `..`, spaces) is rejected."""
+    if not _NAME.match(name):
+        raise LLMOpsError(f"model {name!r}: not a version name (expected e.g. chat-v1.0 or completion-v1.0)")
+    return name
+
+
+def _parse_version(version: str) -> tuple[int, int]:
+    match = _VERSION.match(version)
+    if not match:
+        raise LLMOpsError(f"version {version!r}: expected vMAJOR.MINOR, e.g. v1.0")
+    return int(match["major"]), int(match["minor"])
+
+
+def _row_to_version(row: Any) -> ModelVersion:
+    data = dict(row._mapping)
+    return ModelVersion(**data)
+
+
+def _versions_of(conn: Connection, kind: str) -> list[tuple[int, int]]:
+    rows = conn.execute(select(db.model_versions.c.version).where(db.model_versions.c.kind == kind))
+    return sorted(_parse_version(version) for (version,) in rows)
+
+
+def _next_version(conn: Connection, kind: str, major: bool) -> str:
+    existing = _versions_of(conn, kind)
+    if not existing:
+        return "v1.0"
+    top_major = existing[-1][0]
+    if major:
+        return f"v{top_major + 1}.0"
+    top_minor = max(minor for maj, minor in existing if maj == top_major)
+    return f"v{top_major}.{top_minor + 1}"
+
+
+def next_version(workspace: Workspace, kind: str, *, major: bool) -> str:
+    """The next free version of `kind`: v1.0 first; then vN+1.0 (offline, major) or vN.M+1 (DPO)."""
+    _check_kind(kind)
+    with workspace.engine.connect() as conn:
+        return _next_version(conn, kind, major)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise LLMOpsError(f"model kind {kind!r}: expected one of {', '.join(KINDS)}")
+
+
+def register_version(
+    workspace: Workspace,
+    *,
+    kind: str,
+    stage: str,
+    parent: str | None,
+    base_model: str,
+    path: str,
+    merged: bool,
+    datasets: list[dict[str, Any]] | None = None,
+    config_path: str = "",
+    run_id: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    upstream_url: str = "",
+    version: str | None = None,
+    status: str = "registered",
+) -> ModelVersion:
+    """Add a version in one transaction. Without `version`, the next one is taken (major unless stage is dpo)."""
+    _check_kind(kind)
+    if stage not in STAGES:
+        raise LLMOpsError(f"model stage {stage!r}: expected one of {', '.join(STAGES)}")
+    if status not in STATUSES:
+        raise LLMOpsError(f"model status {status!r}: expected one of {', '.join(STATUSES)}")
+    chosen = version or ""
+    try:
+        with workspace.engine.begin() as conn:
+            if parent is not None:
+                _get(conn, parent)
+            chosen = chosen or _next_version(conn, kind, major=stage != "dpo")
+            _parse_version(chosen)
+            model = ModelVersion(
+                name=validate_name(f"{kind}-{chosen}"), kind=kind, version=chosen, stage=stage, parent=parent,
+                base_model=base_model, path=path, merged=merged, datasets=list(datasets or []),
+                config_path=config_path, run_id=run_id, metrics=dict(metrics or {}),
+                upstream_url=upstream_url, status=status, created_at=time.time(),
+            )
+            conn.execute(insert(db.model_versions).values(**model.to_dict()))
+    except IntegrityError as exc:
+        raise LLMOpsError(f"model {kind}-{chosen}: already registered") from exc
+    return model
+
+
+def _get(conn: Connection, name: str) -> ModelVersion:
+    validate_name(name)
+    row = conn.execute(select(db.model_versions).where(db.model_versions.c.name == name)).first()
+    if row is None:
+        raise LLMOpsError(f"model {name!r}: not registered (see `llmops models list`)")
+    return _row_to_version(row)
+
+
+def get_version(workspace: Workspace, name: str) -> ModelVersion:
+    """The registered version `name`; LLMOpsError when it is unknown or not a valid name."""
+    with workspace.engine.connect() as conn:
+        return _get(conn, name)
+
+
+def list_versions(workspace: Workspace) -> list[ModelVersion]:
+    """All versions, oldest first."""
+    with workspace.engine.connect() as conn:
+        rows = conn.execute(select(db.model_versions).order_by(db.model_versions.c.created_at))
+        return [_row_to_version(row) for row in rows]
+
+
+def latest_version(workspace: Workspace, kind: str) -> ModelVersion | None:
+    """The highest version of `kind` (e.g. the newest completion model), or None."""
+    _check_kind(kind)
+    versions = [v for v in list_versions(workspace) if v.kind == kind]
+    return max(versions, key=lambda v: _parse_version(v.version), default=None)
+
+
+def set_status(workspace: Workspace, name: str, status: str) -> None:
+    if status not in STATUSES:
+        raise LLMOpsError(f"model status {status!r}: expected one of {', '.join(STATUSES)}")
+    with workspace.engine.begin() as conn:
+        _get(conn, name)
+        conn.execute(update(db.model_versions).where(db.model_versions.c.name == name).values(status=status))
+
+
+def _check_alias(alias: str) -> None:
+    if alias not in ALIASES:
+        raise LLMOpsError(f"alias {alias!r}: expected one of {', '.join(ALIASES)}")
+
+
+def aliases(workspace: Workspace) -> dict[str, str]:
+    """alias → version name, for the aliases that are set."""
+    with workspace.engine.connect() as conn:
+        rows = conn.execute(select(db.aliases.c.alias, db.aliases.c.model))
+        return {alias: model for alias, model in rows}
+
+
+def _alias_target(conn: Connection, alias: str) -> str | None:
+    target = conn.execute(select(db.aliases.c.model).where(db.aliases.c.alias == alias)).scalar()
+    return None if target is None else str(target)
+
+
+def _set_alias(conn: Connection, alias: str, name: str) -> None:
+    _check_alias(alias)
+    _get(conn, name)
+    conn.execute(delete(db.aliases).where(db.aliases.c.alias == alias))
+    conn.execute(insert(db.aliases).values(alias=alias, model=name, updated_at=time.time()))
+
+
+def set_alias(workspace: Workspace, alias: str, name: str) -> None:
+    """Point `alias` at the registered version `name`."""
+    with workspace.engine.begin() as conn:
+        _set_alias(conn, alias, name)
+
+
+def remove_alias(workspace: Workspace, alias: str) -> None:
+    _check_alias(alias)
+    with workspace.engine.begin() as conn:
+        conn.execute(delete(db.aliases).where(db.aliases.c.alias == alias))
+
+
+def resolve(workspace: Workspace, name_or_alias: str) -> ModelVersion:
+    """The version an alias points at, or the version of that name."""
+    with workspace.engine.connect() as conn:
+        if name_or_alias in ALIASES:
+            target = _alias_target(conn, name_or_alias)
+            if target is None:
+                raise LLMOpsError(f"alias {name_or_alias!r}: not set (see `llmops models promote`)")
+            return _get(conn, target)
+        return _get(conn, name_or_alias)
+
+
+def promote(workspace: Workspace, name: str) -> str | None:
+    """Make `name` production in one transaction: the old production becomes `previous`. Returns the old one."""
+    with workspace.engine.begin() as conn:
+        _get(conn, name)
+        current = _alias_target(conn, "production")
+        if current == name:
+            return current
+        if current is not None:
+            _set_alias(conn, "previous", current)
+        _set_alias(conn, "production", name)
+        conn.execute(delete(db.aliases).where((db.aliases.c.alias == "candidate") & (db.aliases.c.model == name)))
+        return current
+
+
+def rollback(workspace: Workspace) -> str:
+    """Point `production` back at `previous` (and `previous` at the rolled-back one). Returns the new production."""
+    with workspace.engine.begin() as conn:
+        previous = _alias_target(conn, "previous")
+        if previous is None:
+            raise LLMOpsError("rollback: no `previous` alias is set")
+        current = _alias_target(conn, "production")
+        _set_alias(conn, "production", previous)
+        if current is not None and current != previous:
+            _set_alias(conn, "previous", current)
+        return previous

@@ -1,0 +1,1 @@
+"""Training: LLaMA-Factory configs, runs and the CPT → SFT → DPO pipeline."""
