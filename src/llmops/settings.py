@@ -50,7 +50,8 @@ class ServeSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the gateway binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the gateway listens on.")
     max_batch_size: int = Field(32, ge=1, description="Dynamic batching: most requests in one generate call.")
-    batch_wait_ms: float = Field(5.0, ge=0, description="Dynamic batching: how long to wait to fill a batch.")
+    batch_wait_ms: float = Field(20.0, ge=0, description="Dynamic batching: a batch closes once no request arrived "
+                                 "for this long (or it is full, or 10× this after it opened).")
     max_new_tokens: int = Field(128, ge=1, description="Default and upper limit of generated tokens.")
     temperature: float = Field(0.7, ge=0, description="Default sampling temperature (spec 10.3.2).")
     top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling (spec 10.3.2).")
