@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from llmops.commands import arena, data, demo, loop, models, rollout, serve, train
+from llmops.commands import arena, data, demo, loop, models, rollout, serve, train, ui
 from llmops.commands.common import console
 from llmops.errors import LLMOpsError
 from llmops.workspace import init_workspace
@@ -19,7 +19,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(models.app, name="models")
-app.add_typer(serve.app, name="serve")
+app.command(name="serve")(serve.serve)
+app.command(name="ui")(ui.ui)
 app.add_typer(arena.app, name="arena")
 app.add_typer(loop.app, name="loop")
 app.add_typer(rollout.app, name="rollout")

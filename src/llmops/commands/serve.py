@@ -1,5 +1,24 @@
-"""`llmops serve …`: Serving: the OpenAI-compatible gateway with the A/B arena."""
+"""`llmops serve`: the OpenAI-compatible gateway with the A/B arena, feedback, metrics and admin routes."""
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+import uvicorn
 
-app = typer.Typer(help="Serving: the OpenAI-compatible gateway with the A/B arena.", no_args_is_help=True)
+from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
+from llmops.serve.gateway import create_app
+
+
+def serve(
+    workspace: WorkspaceOption = Path("."),
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: serve.port, 8000).")] = None,
+    overrides: SetOption = None,
+) -> None:
+    """Run the gateway: OpenAI API at /v1, arena at /v1/arena, metrics at /metrics, admin at /v1/admin."""
+    ws = workspace_from(workspace, overrides)
+    settings = ws.settings.serve
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"[green]gateway[/green] http://{bind_host}:{bind_port}/v1  (workspace {ws.root})")
+    uvicorn.run(create_app(ws), host=bind_host, port=bind_port, log_level="info")

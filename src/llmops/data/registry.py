@@ -160,6 +160,15 @@ def list_datasets(workspace: Workspace) -> list[DatasetRecord]:
     return [_from_row(row) for row in rows]
 
 
+def latest_dataset(workspace: Workspace, kind: str, fmt: str | None = None) -> str:
+    """Name of the newest registered dataset of `kind` (pt | sft | dpo), optionally of one format."""
+    newest = [d for d in list_datasets(workspace) if d.kind == kind and fmt in (None, d.format)]
+    if not newest:
+        raise LLMOpsError(f"no {kind} dataset is registered in {workspace.dataset_info_path} "
+                          f"(create one with `llmops data …` or pass --dataset)")
+    return newest[-1].name
+
+
 def get_dataset(workspace: Workspace, name: str) -> DatasetRecord:
     check_name(name)
     with workspace.engine.connect() as conn:

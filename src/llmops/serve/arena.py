@@ -1,0 +1,141 @@
+"""The blind A/B arena (spec 6.2): battles between two versions, one vote each, stored as preferences.
+
+Pair policy: production against the candidate when a candidate is set, else two samples of production
+(on-policy pairs for DPO). Sides are shuffled; the identities are revealed only with the vote. A vote marks
+its battle and goes into the preference store (PreferenceCollector) with the battle id as vote id, in the
+same transaction; votes are recorded in batches (`record_votes`) so that many votes share one durable commit.
+"""
+
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from llmops import db
+from llmops.data.preferences import PreferenceCollector
+from llmops.models import registry
+from llmops.models.registry import ModelVersion
+from llmops.workspace import Workspace
+
+VOTES = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both_bad"}
+
+
+@dataclass(frozen=True)
+class Battle:
+    id: str
+    created_at: float
+    user: str
+    prompt: str
+    model_a: str
+    model_b: str
+    response_a: str
+    response_b: str
+    sampling: dict[str, Any]
+    vote: str | None = None
+    voted_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VoteRequest:
+    battle_id: str
+    vote: str  # a | b | tie | both_bad
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    battle: Battle | None
+    status: int  # 200, 404 (no such battle), 409 (already voted), 422 (not a vote)
+    error: str = ""
+
+
+def pick_pair(workspace: Workspace, rng: random.Random) -> tuple[ModelVersion, ModelVersion]:
+    """(left, right): production vs candidate in random order, or production twice."""
+    production = registry.resolve(workspace, "production")
+    candidate_name = registry.aliases(workspace).get("candidate")
+    if candidate_name is None or candidate_name == production.name:
+        return production, production
+    pair = [production, registry.get_version(workspace, candidate_name)]
+    rng.shuffle(pair)
+    return pair[0], pair[1]
+
+
+def new_battle(prompt: str, user: str, models: tuple[str, str], responses: tuple[str, str],
+               sampling: dict[str, Any]) -> Battle:
+    return Battle(id=f"battle-{uuid.uuid4().hex}", created_at=time.time(), user=user, prompt=prompt,
+                  model_a=models[0], model_b=models[1], response_a=responses[0], response_b=responses[1],
+                  sampling=sampling)
+
+
+def insert_battle(conn: Connection, battle: Battle) -> None:
+    conn.execute(db.battles.insert().values(**battle.to_dict()))
+
+
+def get_battle(workspace: Workspace, battle_id: str) -> Battle | None:
+    with workspace.engine.connect() as conn:
+        row = conn.execute(select(db.battles).where(db.battles.c.id == battle_id)).first()
+    return None if row is None else Battle(**dict(row._mapping))
+
+
+def _version_of(name: str) -> str:
+    return name.rsplit("-", 1)[-1]
+
+
+def vote_metadata(battle: Battle) -> dict[str, Any]:
+    """What the preference store keeps with an arena vote."""
+    return {
+        "source": "arena", "battle_id": battle.id,
+        "model_a": battle.model_a, "model_b": battle.model_b,
+        "version_a": _version_of(battle.model_a), "version_b": _version_of(battle.model_b),
+        "sampling": battle.sampling,
+        "timestamp": datetime.fromtimestamp(battle.voted_at or battle.created_at, UTC).isoformat(),
+    }
+
+
+def _mark(conn: Connection, requests: Sequence[VoteRequest], now: float) -> list[VoteResult]:
+    """Check each vote against its battle (one query) and mark the accepted ones (one executemany)."""
+    ids = {request.battle_id for request in requests}
+    found = {row.id: Battle(**dict(row._mapping))
+             for row in conn.execute(select(db.battles).where(db.battles.c.id.in_(ids)))}
+    results = []
+    for request in requests:
+        battle = found.get(request.battle_id)
+        if request.vote not in VOTES:
+            results.append(VoteResult(None, 422, f"vote {request.vote!r}: expected one of {', '.join(VOTES)}"))
+        elif battle is None:
+            results.append(VoteResult(None, 404, f"battle {request.battle_id!r}: not found"))
+        elif battle.vote is not None:
+            results.append(VoteResult(battle, 409, f"battle {battle.id!r}: already voted"))
+        else:
+            found[battle.id] = replace(battle, vote=request.vote, voted_at=now)
+            results.append(VoteResult(found[battle.id], 200))
+    marks = [{"battle_id": r.battle.id, "new_vote": r.battle.vote} for r in results if r.status == 200 and r.battle]
+    if marks:
+        statement = (update(db.battles).where(db.battles.c.id == bindparam("battle_id"))
+                     .values(vote=bindparam("new_vote"), voted_at=now))
+        conn.execute(statement, marks)
+    return results
+
+
+def record_votes(workspace: Workspace, collector: PreferenceCollector,
+                 requests: Sequence[VoteRequest]) -> list[VoteResult]:
+    """Mark the battles voted and store their votes, all in one transaction; results in request order."""
+    now = time.time()
+    with workspace.engine.begin() as conn:
+        results = _mark(conn, requests, now)
+        accepted = [r.battle for r in results if r.status == 200 and r.battle is not None]
+        votes = [
+            {"question": b.prompt, "response_a": b.response_a, "response_b": b.response_b,
+             "choice": VOTES[b.vote or ""], "metadata": vote_metadata(b), "vote_id": b.id, "user": b.user}
+            for b in accepted
+        ]
+        if votes:
+            collector.collect_many(votes, conn)
+    return results

@@ -1,0 +1,48 @@
+"""Values shared by the serving modules: sampling parameters, a completion, the backend protocol."""
+
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters of spec 10.3.2; `temperature == 0` means greedy decoding."""
+
+    max_tokens: int = 128
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    repetition_penalty: float = 1.1
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def batch_key(self) -> "Sampling":
+        """Requests whose keys are equal can share one `generate` call (max_tokens is cut per request)."""
+        return replace(self, max_tokens=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # stop | length
+
+
+class BackendError(Exception):
+    """A backend failed to produce a completion (an upstream error, a crashed generate): HTTP 502."""
+
+
+class ChatBackend(Protocol):
+    """What serves a version: the embedded engine (InferenceModel) or an upstream OpenAI-compatible server."""
+
+    async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
+        """The assistant's reply to `messages` from version `model`."""
+        ...
