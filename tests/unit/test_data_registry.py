@@ -10,6 +10,7 @@ from llmops.data.registry import (
     check_name,
     dataset_path,
     get_dataset,
+    latest_dataset,
     list_datasets,
     publish_dataset,
     register_dataset,
@@ -89,3 +90,13 @@ def test_validate_dataset_by_name_and_detects_changes(workspace: Workspace) -> N
     assert "sha256 differs" in errors[-1]
     with pytest.raises(LLMOpsError, match="not registered"):
         validate_dataset(workspace, "unknown")
+
+
+def test_latest_dataset_is_the_newest_of_its_kind(workspace: Workspace) -> None:
+    with pytest.raises(LLMOpsError, match="no pt dataset is registered"):
+        latest_dataset(workspace, "pt")
+    publish_dataset(workspace, "old", workspace.stage_data_dir("cpt") / "old.jsonl", TEXT, "pt", "text")
+    publish_dataset(workspace, "new", workspace.stage_data_dir("cpt") / "new.jsonl", TEXT[:1], "pt", "text")
+    assert latest_dataset(workspace, "pt") == "new"
+    with pytest.raises(LLMOpsError, match="no sft dataset"):
+        latest_dataset(workspace, "sft")

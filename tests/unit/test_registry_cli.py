@@ -45,5 +45,23 @@ def test_train_config_only_writes_a_checked_config(workspace: Workspace) -> None
 
 
 def test_train_config_only_rejects_unknown_key(workspace: Workspace) -> None:
-    result = runner.invoke(app, ["train", "cpt", "--config-only", "-w", str(workspace.root), "lora_rnak=4"])
+    result = runner.invoke(app, ["train", "cpt", "--config-only", "--dataset", "domain_corpus", "-w", str(workspace.root), "lora_rnak=4"])
     assert result.exit_code != 0 and "lora_rnak" in str(result.exception)
+
+
+def test_models_register_folder_adapter_and_upstream(workspace: Workspace) -> None:
+    ws = ["-w", str(workspace.root)]
+    assert runner.invoke(app, ["models", "register", "--path", "/models/qwen2-1.5b-instruct", *ws]).exit_code == 0
+    result = runner.invoke(app, ["models", "register", "--path", "/adapters/a", "--base-model", "/models/q",
+                                 "--stage", "dpo", "--parent", "chat-v1.0", *ws])
+    assert result.exit_code == 0, result.output
+    upstream = runner.invoke(app, ["models", "register", "--upstream-url", "http://127.0.0.1:8001/v1",
+                                   "--version", "v3.0", *ws])
+    assert upstream.exit_code == 0, upstream.output
+    versions = {v.name: v for v in registry.list_versions(workspace)}
+    assert versions["chat-v1.0"].merged and versions["chat-v1.0"].path == "/models/qwen2-1.5b-instruct"
+    assert not versions["chat-v1.1"].merged and versions["chat-v1.1"].base_model == "/models/q"
+    assert versions["chat-v1.1"].parent == "chat-v1.0"
+    assert versions["chat-v3.0"].upstream_url == "http://127.0.0.1:8001/v1"
+    missing = runner.invoke(app, ["models", "register", *ws])
+    assert missing.exit_code != 0

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from llmops.commands.common import WorkspaceOption, console, workspace_from
+from llmops.errors import LLMOpsError
 from llmops.models import registry
 from llmops.train.export import copy_model, merge_adapter
 
@@ -37,6 +38,31 @@ def show(name: NameArg, workspace: WorkspaceOption = Path(".")) -> None:
     """One version as JSON (paths, lineage, datasets with sha256, config, run, metrics)."""
     version = registry.resolve(workspace_from(workspace), name)
     console.print_json(json.dumps(version.to_dict(), ensure_ascii=False))
+
+
+@app.command()
+def register(
+    kind: Annotated[str, typer.Option(help="completion or chat.")] = "chat",
+    path: Annotated[str, typer.Option(help="A full HF model folder, or a LoRA adapter with --base-model.")] = "",
+    base_model: Annotated[str, typer.Option(help="The model an adapter applies to.")] = "",
+    upstream_url: Annotated[str, typer.Option(help="Served by this OpenAI-compatible server (vLLM, SGLang, "
+                                              "`llamafactory-cli api`) instead of in-process.")] = "",
+    stage: Annotated[str, typer.Option(help="How it was made: base, pt, sft or dpo.")] = "sft",
+    parent: Annotated[str, typer.Option(help="Registered version it came from.")] = "",
+    version: Annotated[str, typer.Option(help="e.g. v1.0 (default: the next major version).")] = "",
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """Register a model made elsewhere (a local HF folder, an adapter, or an upstream server's model)."""
+    if not path and not upstream_url:
+        raise LLMOpsError("register: give --path (a model folder or adapter) or --upstream-url")
+    adapter = bool(base_model)
+    model = registry.register_version(
+        workspace_from(workspace), kind=kind, stage=stage, parent=parent or None,
+        base_model=base_model or path, path=path, merged=not adapter, upstream_url=upstream_url,
+        version=version or None,
+    )
+    console.print(f"[green]registered[/green] {model.name} ({'adapter' if adapter else 'merged'}"
+                  f"{', upstream ' + upstream_url if upstream_url else ''})")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
+from llmops.data.registry import latest_dataset
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
 from llmops.train import configs, pipeline
@@ -71,11 +72,12 @@ def _config_only(workspace: Workspace, config: dict[str, Any], overrides: list[s
 
 @app.command()
 def cpt(workspace: WorkspaceOption = Path("."), overrides: OverridesArg = None, config_only: ConfigOnly = False,
-        dataset: Annotated[str, typer.Option(help="Registered CPT dataset.")] = "domain_corpus",
+        dataset: Annotated[str, typer.Option(help="Registered CPT dataset (default: the newest).")] = "",
         base: Annotated[str, typer.Option(help="Base model (default: train.base_model).")] = "",
         val_size: ValSize = 0.0, patience: Patience = 3, settings: SetOption = None) -> None:
     """CPT (LoRA) on the base, merged into completion vN.0."""
     ws = workspace_from(workspace, settings)
+    dataset = dataset or latest_dataset(ws, "pt")
     if config_only:
         model = base or ws.settings.train.base_model
         _config_only(ws, configs.create_cpt_config(model_name=model, dataset=dataset), overrides or [])
@@ -88,12 +90,13 @@ def cpt(workspace: WorkspaceOption = Path("."), overrides: OverridesArg = None, 
 
 @app.command()
 def sft(workspace: WorkspaceOption = Path("."), overrides: OverridesArg = None, config_only: ConfigOnly = False,
-        dataset: Annotated[str, typer.Option(help="Registered SFT dataset.")] = "sft_data",
+        dataset: Annotated[str, typer.Option(help="Registered SFT dataset (default: the newest).")] = "",
         parent: Annotated[str, typer.Option(help="Completion version to start from (default: the newest).")] = "",
         from_base: Annotated[bool, typer.Option("--from-base", help="Start from the raw base instead.")] = False,
         val_size: ValSize = 0.0, patience: Patience = 3, settings: SetOption = None) -> None:
     """SFT (LoRA) on a completion version (or the raw base), merged into chat vN.0."""
     ws = workspace_from(workspace, settings)
+    dataset = dataset or latest_dataset(ws, "sft")
     newest = registry.latest_version(ws, "completion")
     parent = "" if from_base else parent or (newest.name if newest else "")
     if config_only:
@@ -129,14 +132,16 @@ def dpo(workspace: WorkspaceOption = Path("."), overrides: OverridesArg = None, 
 
 @app.command()
 def offline(workspace: WorkspaceOption = Path("."),
-            cpt_dataset: Annotated[str, typer.Option(help="Registered CPT dataset.")] = "domain_corpus",
-            sft_dataset: Annotated[str, typer.Option(help="Registered SFT dataset.")] = "sft_data",
+            cpt_dataset: Annotated[str, typer.Option(help="Registered CPT dataset (default: the newest).")] = "",
+            sft_dataset: Annotated[str, typer.Option(help="Registered SFT dataset (default: the newest).")] = "",
             base: Annotated[str, typer.Option(help="Base model (default: train.base_model).")] = "",
             cpt_set: Annotated[list[str] | None, typer.Option("--cpt", help="CPT override key=value.")] = None,
             sft_set: Annotated[list[str] | None, typer.Option("--sft", help="SFT override key=value.")] = None,
             val_size: ValSize = 0.0, patience: Patience = 3, settings: SetOption = None) -> None:
     """The offline pipeline: CPT → merge → completion vN.0 → SFT → merge → chat vN.0."""
     ws = workspace_from(workspace, settings)
+    cpt_dataset = cpt_dataset or latest_dataset(ws, "pt")
+    sft_dataset = sft_dataset or latest_dataset(ws, "sft")
     with _progress() as progress:
         completion, chat = pipeline.train_offline(ws, cpt_dataset, sft_dataset, base or None, cpt_set or [],
                                                   sft_set or [], _StageProgress(progress),
