@@ -45,7 +45,8 @@ def test_train_config_only_writes_a_checked_config(workspace: Workspace) -> None
 
 
 def test_train_config_only_rejects_unknown_key(workspace: Workspace) -> None:
-    result = runner.invoke(app, ["train", "cpt", "--config-only", "--dataset", "domain_corpus", "-w", str(workspace.root), "lora_rnak=4"])
+    args = ["train", "cpt", "--config-only", "--dataset", "domain_corpus", "-w", str(workspace.root), "lora_rnak=4"]
+    result = runner.invoke(app, args)
     assert result.exit_code != 0 and "lora_rnak" in str(result.exception)
 
 
