@@ -1,0 +1,197 @@
+"""The online loop, one `tick()` at a time: rollout step, or trigger → export → DPO → evaluate → canary.
+
+All state is in the workspace's database, so a restarted loop carries on where it stopped: a running
+rollout resumes its stage; a DPO version registered but not yet evaluated (status `registered`) is
+evaluated next; otherwise the trigger decides. A file lock (`.llmops/loop.lock`, released by the OS when
+the holder dies) makes sure two ticks never run at once, and a DPO run still running in the `runs` table
+(e.g. started by hand) blocks a new one.
+"""
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai import OpenAI
+from sqlalchemy import select
+
+from llmops import db
+from llmops.data.preferences import export_preferences
+from llmops.errors import LLMOpsError
+from llmops.loop import rollout
+from llmops.loop.answers import EngineAnswers
+from llmops.loop.evaluate import (
+    EvalItem,
+    Evaluation,
+    Judge,
+    ReferenceJudge,
+    evaluate_model_improvement,
+    load_test_set,
+)
+from llmops.loop.judges import HumanVoteJudge, LLMJudge
+from llmops.loop.trigger import should_trigger_dpo_training
+from llmops.models import registry
+from llmops.models.registry import ModelVersion
+from llmops.train.pipeline import train_dpo
+from llmops.train.runner import LLaMAFactoryTrainer
+from llmops.train.runs import ACTIVE
+from llmops.workspace import Workspace
+
+LOCK_FILE = ".llmops/loop.lock"
+
+TrainDPO = Callable[[Workspace, str, str, list[str]], ModelVersion]
+"""(workspace, registered preference dataset, parent version, config overrides) → the registered DPO version."""
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick did: busy | waiting | rollout_hold | rollout_advanced | rollout_promoted |
+    rollout_rolled_back | gate_failed | rollout_started."""
+
+    action: str
+    detail: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def loop_lock(workspace: Workspace) -> Iterator[bool]:
+    """Hold the loop's lock file for the block; yields False at once when another process holds it."""
+    path = workspace.root / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def dpo_run_in_progress(workspace: Workspace) -> str | None:
+    """The id of a DPO training run whose process is still alive (a crashed one is marked finished here)."""
+    query = select(db.runs.c.id).where(db.runs.c.stage == "dpo", db.runs.c.status.in_(ACTIVE))
+    with workspace.engine.connect() as conn:
+        run_ids = [str(run_id) for run_id in conn.execute(query).scalars()]
+    trainer = LLaMAFactoryTrainer(workspace)
+    return next((run_id for run_id in run_ids if not trainer.get_status(run_id).finished), None)
+
+
+def unevaluated_candidate(workspace: Workspace) -> ModelVersion | None:
+    """The newest DPO version that was registered but never evaluated (a tick stopped before its gate)."""
+    for version in reversed(registry.list_versions(workspace)):
+        if version.stage == "dpo":
+            return version if version.status == "registered" else None
+    return None
+
+
+def make_judge(workspace: Workspace, answers: EngineAnswers) -> Judge:
+    """The judge `loop.judge` names: reference (ROUGE-L), llm (OpenAI-compatible endpoint) or human votes."""
+    s = workspace.settings.loop
+    if s.judge == "human":
+        return HumanVoteJudge(workspace)
+    if s.judge == "llm":
+        if not s.judge_url or not s.judge_model:
+            raise LLMOpsError("loop.judge is llm: set loop.judge_url and loop.judge_model")
+        client = OpenAI(base_url=s.judge_url, api_key=os.environ.get(s.judge_api_key_env, "none"))
+        return LLMJudge(answers, client, s.judge_model, s.eval_samples)
+    return ReferenceJudge(answers, s.eval_samples)
+
+
+def evaluate_candidate(workspace: Workspace, candidate: str, judge: Judge | None = None) -> Evaluation:
+    """Candidate vs production on the held-out set (`loop.eval_set`) by the configured judge."""
+    s = workspace.settings.loop
+    production = registry.resolve(workspace, "production").name
+    eval_path = workspace.root / s.eval_set
+    items: list[EvalItem] = [] if s.judge == "human" and not eval_path.exists() else load_test_set(eval_path)
+    if judge is not None:
+        return evaluate_model_improvement(production, candidate, items, judge, s.bootstrap_samples)
+    answers = EngineAnswers(workspace)
+    try:
+        return evaluate_model_improvement(production, candidate, items, make_judge(workspace, answers),
+                                          s.bootstrap_samples)
+    finally:
+        answers.close()
+
+
+def gate(workspace: Workspace, evaluation: Evaluation, now: float | None = None) -> TickResult:
+    """The promotion gate: start the canary when the interval's lower bound clears `loop.gate_lower_bound`."""
+    bound = workspace.settings.loop.gate_lower_bound
+    evidence = {"evaluation": evaluation.as_dict(), "gate_lower_bound": bound}
+    candidate = evaluation.new_model
+    if not evaluation.passes(bound):
+        rollout.record_event(workspace, candidate, "gate_failed", evidence, now=now)
+        registry.set_status(workspace, candidate, "rejected")
+        return TickResult("gate_failed", f"{candidate}: win rate {evaluation.win_rate:.3f}, 95% interval "
+                          f"[{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}] does not clear {bound}", evidence)
+    started = rollout.start_rollout(workspace, candidate, evidence, now=now)
+    return TickResult("rollout_started", f"{candidate}: gate passed (lower bound {evaluation.ci_low:.3f} > "
+                      f"{bound}); canary at {started.traffic:.0%}", evidence)
+
+
+def _train_new_candidate(workspace: Workspace, train: TrainDPO) -> ModelVersion | TickResult:
+    decision = should_trigger_dpo_training(workspace)
+    if not decision.fire:
+        return TickResult("waiting", "; ".join(decision.reasons), {"progress": decision.progress()})
+    running = dpo_run_in_progress(workspace)
+    if running is not None:
+        return TickResult("busy", f"DPO run {running} is still running")
+    production = registry.resolve(workspace, "production")
+    export = export_preferences(workspace)
+    return train(workspace, export.path.stem, production.name, list(workspace.settings.loop.dpo_overrides))
+
+
+def tick(workspace: Workspace, train: TrainDPO = train_dpo, judge: Judge | None = None,
+         now: float | None = None) -> TickResult:
+    """One step of the online loop (see the module's docstring)."""
+    with loop_lock(workspace) as held:
+        if not held:
+            return TickResult("busy", "another loop tick holds the lock")
+        step = rollout.step_rollout(workspace, now=now)
+        if step is not None:
+            return TickResult(f"rollout_{step.action}", f"{step.rollout.candidate}: {step.action}, "
+                              f"traffic {step.rollout.traffic:.0%}", step.evidence)
+        candidate = unevaluated_candidate(workspace)
+        if candidate is None:
+            trained = _train_new_candidate(workspace, train)
+            if isinstance(trained, TickResult):
+                return trained
+            candidate = trained
+        return gate(workspace, evaluate_candidate(workspace, candidate.name, judge), now)
+
+
+def parse_every(text: str) -> float:
+    """`10m`, `30s`, `2h`, `1d` or plain seconds → seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    raw = text.strip().lower()
+    number, unit = (raw[:-1], units[raw[-1]]) if raw and raw[-1] in units else (raw, 1.0)
+    try:
+        seconds = float(number) * unit
+    except ValueError as exc:
+        raise LLMOpsError(f"--every {text!r}: expected e.g. 10m, 30s, 2h") from exc
+    if seconds <= 0:
+        raise LLMOpsError(f"--every {text!r}: must be positive")
+    return seconds
+
+
+def run_forever(workspace: Workspace, every_s: float, on_tick: Callable[[TickResult], None],
+                max_ticks: int | None = None) -> None:
+    """Tick every `every_s` seconds (measured from each tick's start); an LLMOpsError is reported, not fatal."""
+    done = 0
+    while max_ticks is None or done < max_ticks:
+        started = time.monotonic()
+        try:
+            on_tick(tick(workspace))
+        except LLMOpsError as exc:
+            on_tick(TickResult("error", str(exc)))
+        done += 1
+        if max_ticks is None or done < max_ticks:
+            time.sleep(max(0.0, every_s - (time.monotonic() - started)))

@@ -1,0 +1,32 @@
+"""The whole demo, as `make demo` runs it: the must-shows of the closed loop on the CPU (about 10–15 min)."""
+
+from pathlib import Path
+
+import pytest
+
+from llmops.demo.run import DemoConfig, run_demo
+from llmops.loop import rollout
+from llmops.models import registry
+from llmops.workspace import open_workspace
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
+
+def test_demo_closes_the_loop(tmp_path: Path) -> None:
+    report = run_demo(DemoConfig(workspace=tmp_path / "demo", cache_dir=tmp_path / "cache"))
+
+    ws = open_workspace(tmp_path / "demo")
+    started = next(e for e in rollout.history(ws, "chat-v1.1") if e.event == "started")
+    evaluation = started.evidence["evaluation"]
+    assert evaluation["ci_low"] > 0.5 and evaluation["comparisons"] == 150 * 4
+    assert [e.event for e in rollout.history(ws, "chat-v1.1")] == ["started", "advanced", "advanced", "advanced",
+                                                                   "promoted"]
+    broken = rollout.history(ws, "chat-v1.2")
+    assert [e.event for e in broken] == ["started", "rolled_back"]
+    assert broken[-1].evidence["stage"] == 0
+    assert "error_rate" in [b["metric"] for b in broken[-1].evidence["breaches"]]
+    assert registry.aliases(ws)["production"] == "chat-v1.1"
+    for chart in ("losses.png", "dpo_reward_accuracy.png", "win_rate.png", "rollout_1.png", "rollout_2.png"):
+        assert (report.parent / chart).stat().st_size > 1000
+    text = report.read_text()
+    assert "chat-v1.1" in text and "rolled back" in text

@@ -1,0 +1,38 @@
+from pathlib import Path
+
+from llmops.demo.report import (
+    Scenario,
+    TimelinePoint,
+    plot_dpo_accuracy,
+    plot_losses,
+    plot_rollout,
+    plot_win_rate,
+    write_report,
+)
+from llmops.loop.evaluate import Comparison, summarize
+
+
+def test_report_charts_and_markdown(tmp_path: Path) -> None:
+    log = [{"current_steps": s, "loss": 1.0 / s, "accuracy": min(1.0, s / 10)} for s in range(1, 11)]
+    evaluation = summarize("chat-v1.0", "chat-v1.1", "rubric",
+                           [Comparison(f"p{i}", float(i % 3 != 0), 0.0) for i in range(60)])
+    broken = Scenario("Broken candidate", "chat-v1.2", "rolled back", [
+        TimelinePoint(0, 0.05, 0.0, 0.0, None, "started"), TimelinePoint(5, 0.0, 0.25, 300.0, -0.2, "rolled_back")],
+        [{"event": "rolled_back", "traffic": 0.0,
+          "evidence": {"reason": "guardrail: error_rate 0.25 breaches limit 0.05",
+                       "breaches": [{"metric": "error_rate", "value": 0.25, "limit": 0.05}],
+                       "candidate": {"requests": 12, "error_rate": 0.25}}}])
+    charts = {
+        "losses": plot_losses({"sft": log, "dpo": log[:5]}, tmp_path / "losses.png"),
+        "dpo_accuracy": plot_dpo_accuracy(log, tmp_path / "acc.png"),
+        "win_rate": plot_win_rate(evaluation, 0.5, tmp_path / "win.png"),
+        "rollout_0": plot_rollout(broken, {"max_error_rate": 0.05, "max_latency_p99_ms": 2000}, tmp_path / "r.png"),
+    }
+    assert all(path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG" for path in charts.values())
+    report = write_report(tmp_path / "report.md", [("DPO", "win rate 0.67", "12")], evaluation, 0.5, [broken],
+                          {key: path.name for key, path in charts.items()}, ["A note."])
+    text = report.read_text()
+    assert "| DPO | win rate 0.67 | 12 |" in text
+    assert "| chat-v1.1 | chat-v1.0 | rubric | 0.833 |" in text and "passed" in text
+    assert "### Broken candidate: rolled back" in text and "![rollout](r.png)" in text
+    assert "'breaches': [{'metric': 'error_rate'" in text
