@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/llmops demo --workspace demo-workspace
+	$(VENV)/bin/llmops demo --workspace demo-workspace --replace
 
 test: install
 	$(PY) -m pytest

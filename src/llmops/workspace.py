@@ -110,8 +110,7 @@ def init_workspace(root: Path) -> Workspace:
     if not workspace.settings_path.exists():
         save_settings(Settings(), workspace.settings_path)
     if not workspace.token_path.exists():
-        write_text_atomic(workspace.token_path, secrets.token_urlsafe(32) + "\n")
-        workspace.token_path.chmod(0o600)
+        write_text_atomic(workspace.token_path, secrets.token_urlsafe(32) + "\n", mode=0o600)
     workspace.engine.dispose()
     return workspace
 

@@ -58,3 +58,15 @@ def test_settings_overrides_and_types(tmp_path: Path) -> None:
         load_settings(path, ["loop.min_samples=many"])
     with pytest.raises(LLMOpsError, match=r"s\.yaml: nope: unknown key"):
         load_settings(path, ["nope.x=1"])
+
+
+def test_atomic_writes_replace_whole_files_readable_by_others(tmp_path: Path) -> None:
+    from llmops.fileio import write_jsonl_atomic, write_text_atomic
+
+    target = tmp_path / "sub" / "a.jsonl"
+    assert write_jsonl_atomic(target, [{"x": 1}, {"y": "二"}]) == 2
+    assert target.read_text(encoding="utf-8") == '{"x": 1}\n{"y": "二"}\n'
+    write_text_atomic(target, "new\n")
+    assert target.read_text() == "new\n"
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["a.jsonl"]
