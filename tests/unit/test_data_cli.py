@@ -61,7 +61,8 @@ def test_corpus_skips_malformed_files_and_writes_nothing_when_all_fail(
     # good.txt and the valid first lines of two .jsonl files (the same text: an exact duplicate)
     assert "documents read 3, skipped 5, exact duplicates 1" in flat
     assert f"{folder / 'binary.jsonl'}:1: binary file" in flat
-    assert len(list(workspace.stage_data_dir("cpt").iterdir())) == 1
+    written = sorted(p.name for p in workspace.stage_data_dir("cpt").iterdir())
+    assert len(written) == 2 and written[1] == written[0] + ".settings.yaml"
 
 
 def test_preset_self_instruct_list_show_validate(workspace: Workspace, capsys: pytest.CaptureFixture[str],

@@ -100,3 +100,10 @@ def test_latest_dataset_is_the_newest_of_its_kind(workspace: Workspace) -> None:
     assert latest_dataset(workspace, "pt") == "new"
     with pytest.raises(LLMOpsError, match="no sft dataset"):
         latest_dataset(workspace, "sft")
+
+
+def test_published_dataset_keeps_the_settings_that_made_it(workspace: Workspace) -> None:
+    path = workspace.stage_data_dir("cpt") / "s.jsonl"
+    publish_dataset(workspace, "s", path, TEXT, "pt", "text")
+    saved = path.with_name("s.jsonl.settings.yaml")
+    assert "chunk_size: 512" in saved.read_text(encoding="utf-8")

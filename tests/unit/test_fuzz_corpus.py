@@ -9,6 +9,7 @@ from pathlib import Path
 
 from llmops.data.corpus import build_corpus
 from llmops.data.documents import load_documents
+from llmops.data.registry import settings_path
 from llmops.errors import LLMOpsError
 from llmops.workspace import Workspace
 
@@ -78,7 +79,11 @@ def corpus_files(folder: Path) -> Iterator[Path]:
 
 
 def _leftovers(workspace: Workspace) -> list[Path]:
-    return sorted(p for p in workspace.data_dir.rglob("*") if p.is_file() and p.name != "dataset_info.json")
+    """Dataset files written (each published one has its `.settings.yaml` beside it)."""
+    files = [p for p in workspace.data_dir.rglob("*") if p.is_file() and p.name != "dataset_info.json"]
+    datasets = [p for p in files if not p.name.endswith(".settings.yaml")]
+    assert sorted(settings_path(p) for p in datasets) == sorted(set(files) - set(datasets))
+    return sorted(datasets)
 
 
 def test_every_malformed_document_is_read_or_counted_as_skipped(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from llmops import db
 from llmops.data.formats import FORMATS, ValidationReport, read_records, validate_file
 from llmops.errors import LLMOpsError
 from llmops.fileio import write_json_atomic, write_jsonl_atomic
+from llmops.settings import save_settings
 from llmops.workspace import Workspace
 
 KINDS = ("pt", "sft", "dpo")
@@ -147,11 +148,18 @@ def publish_dataset(workspace: Workspace, name: str, path: Path, records: Sequen
     else:
         write_jsonl_atomic(path, records)
     try:
-        return register_dataset(workspace, name, path, kind, fmt, llamafactory=llamafactory)
+        record = register_dataset(workspace, name, path, kind, fmt, llamafactory=llamafactory)
     except BaseException:
         if created:
             path.unlink(missing_ok=True)
         raise
+    save_settings(workspace.settings, settings_path(path))
+    return record
+
+
+def settings_path(path: Path) -> Path:
+    """Where the resolved settings that produced a dataset file are kept: `<file>.settings.yaml` beside it."""
+    return path.with_name(path.name + ".settings.yaml")
 
 
 def list_datasets(workspace: Workspace) -> list[DatasetRecord]:
