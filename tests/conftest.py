@@ -11,8 +11,9 @@ os.environ["COLUMNS"] = "200"  # CLI tables render whole, whatever terminal runs
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -110,3 +111,21 @@ def tiny_model_dir(
     out = tmp_path_factory.mktemp("tiny_model") / "model"
     build_base_model(out, tiny_model_texts, tiny_model_spec)
     return out
+
+
+@pytest.fixture
+def tab_values() -> "Callable[[list[Any]], dict[str, list[Any]]]":
+    """Loads each UI section and checks its values against its widgets: one value each, accepted by the widget."""
+
+    def load(sections: list[Any]) -> dict[str, list[Any]]:
+        values = {}
+        for section in sections:
+            result = list(section.load())
+            assert len(result) == len(section.outputs), section.name
+            for component, value in zip(section.outputs, result, strict=True):
+                if not isinstance(value, dict) or "__type__" not in value:
+                    component.postprocess(value)
+            values[section.name] = result
+        return values
+
+    return load

@@ -1,18 +1,22 @@
 """The whole demo, as `make demo` runs it: the must-shows of the closed loop on the CPU (about 10–15 min)."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llmops.demo.run import DemoConfig, run_demo
 from llmops.loop import rollout
 from llmops.models import registry
+from llmops.serve.gateway import create_app
+from llmops.ui.app import assemble
 from llmops.workspace import open_workspace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 
-def test_demo_closes_the_loop(tmp_path: Path) -> None:
+def test_demo_closes_the_loop(tmp_path: Path, tab_values: Callable[[list[Any]], dict[str, list[Any]]]) -> None:
     report = run_demo(DemoConfig(workspace=tmp_path / "demo", cache_dir=tmp_path / "cache"))
 
     ws = open_workspace(tmp_path / "demo")
@@ -30,3 +34,11 @@ def test_demo_closes_the_loop(tmp_path: Path) -> None:
         assert (report.parent / chart).stat().st_size > 1000
     text = report.read_text()
     assert "chat-v1.1" in text and "rolled back" in text
+
+    app = create_app(ws)
+    try:
+        values = tab_values(assemble(ws, app)[1])
+    finally:
+        app.state.serve.engine.close()
+    assert "chat-v1.1" in values["models"][0]["name"].tolist()
+    assert set(values["monitor"][0]["model"]) >= {"chat-v1.0", "chat-v1.1"}

@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.ui import monitor_tab, train_forms, train_tab
 from llmops.ui.app import assemble
 from llmops.ui.gateway_client import GatewayClient
-from llmops.ui.section import Section
 from llmops.workspace import Workspace
+
+TabValues = Callable[[list[Any]], dict[str, list[Any]]]
 
 
 @pytest.fixture
@@ -36,23 +37,10 @@ def gateway(workspace: Workspace) -> Iterator[FastAPI]:
     app.state.serve.engine.close()
 
 
-def loaded(sections: list[Section]) -> dict[str, list[Any]]:
-    """Each section's load values, checked against its widgets: one value each, accepted by the widget."""
-    values = {}
-    for section in sections:
-        result = list(section.load())
-        assert len(result) == len(section.outputs), section.name
-        for component, value in zip(section.outputs, result, strict=True):
-            if not isinstance(value, dict) or "__type__" not in value:
-                component.postprocess(value)
-        values[section.name] = result
-    return values
-
-
-def test_every_tab_renders_on_an_empty_workspace(workspace: Workspace, gateway: FastAPI) -> None:
+def test_every_tab_renders_on_an_empty_workspace(workspace: Workspace, gateway: FastAPI, tab_values: TabValues) -> None:
     blocks, sections = assemble(workspace, gateway)
     assert isinstance(blocks, gr.Blocks)
-    values = loaded(sections)
+    values = tab_values(sections)
     assert [s.name for s in sections] == ["data", "train", "arena", "models", "monitor"]
     assert values["data"][0]["votes"].tolist() == [0]
     assert values["data"][1].empty
@@ -81,9 +69,9 @@ def _fill(workspace: Workspace) -> None:
         ])
 
 
-def test_tabs_show_the_workspace(workspace: Workspace, gateway: FastAPI) -> None:
+def test_tabs_show_the_workspace(workspace: Workspace, gateway: FastAPI, tab_values: TabValues) -> None:
     _fill(workspace)
-    values = loaded(assemble(workspace, gateway)[1])
+    values = tab_values(assemble(workspace, gateway)[1])
     assert values["data"][0]["valid_pairs"].tolist() == [1]
     assert "sft_small" in values["data"][1]["name"].tolist()
     assert values["arena"][:2] == [1, 1]
