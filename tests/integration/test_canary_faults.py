@@ -1,5 +1,6 @@
-"""Canary under injected faults, through the real HTTP gateway: a candidate whose upstream fails requests, adds
-latency, or whose answers users dislike is rolled back within its first stage, every time (two seeds each)."""
+"""Canary under injected faults, through the real HTTP gateway: a candidate whose upstream fails requests,
+adds latency, or whose answers users dislike is rolled back within its first stage, every time (two user
+populations each)."""
 
 from pathlib import Path
 
@@ -49,15 +50,15 @@ def _workspace(root: Path, model: Path) -> Workspace:
     return open_workspace(root, SETTINGS)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("population", [1, 2])
 @pytest.mark.parametrize("kind", list(FAULTS))
 def test_faulty_candidate_is_rolled_back_in_its_stage(tmp_path: Path, tiny_model_dir: Path, kind: str,
-                                                      seed: int) -> None:
+                                                      population: int) -> None:
     fault, metric = FAULTS[kind]
     ws = _workspace(tmp_path / "ws", tiny_model_dir)
     engine = InferenceModel(max_batch_size=8)
     engine.load_model("chat-v1.0", str(tiny_model_dir))
-    upstream = create_faulty_upstream(engine, "chat-v1.0", seed=seed, **fault)
+    upstream = create_faulty_upstream(engine, "chat-v1.0", **fault)
     try:
         with BackgroundServer(upstream) as bad, BackgroundServer(create_app(ws, engine=engine, ui=False)) as gateway:
             candidate = registry.register_version(ws, kind="chat", stage="dpo", parent="chat-v1.0",
@@ -65,9 +66,9 @@ def test_faulty_candidate_is_rolled_back_in_its_stage(tmp_path: Path, tiny_model
                                                   merged=True, upstream_url=bad.url)
             rollout.start_rollout(ws, candidate.name)
             dislike = candidate.name if kind == "feedback_drop" else ""
-            step, first_user = None, seed * 100000
+            step, first_user = None, population * 100000
             while step is None or step.action == "hold":
-                assert first_user < seed * 100000 + 2000, "the candidate never got enough traffic to be judged"
+                assert first_user < population * 100000 + 2000, "the candidate never got enough traffic to be judged"
                 _chat_round(gateway.url, first_user, dislike)
                 first_user += 40
                 step = rollout.step_rollout(ws)

@@ -30,7 +30,7 @@ def test_versions_served_by_upstream_servers(tmp_path: Path, tiny_model_dir: Pat
     expected = engine.chat("chat-v1.0", MESSAGES, temperature=0, max_tokens=10)
     remote = init_workspace(tmp_path / "remote")
     register(remote, str(tiny_model_dir))
-    faulty = create_faulty_upstream(engine, "chat-v1.0", error_rate=0.5, extra_latency_ms=60, seed=3)
+    faulty = create_faulty_upstream(engine, "chat-v1.0", error_rate=0.5, extra_latency_ms=60)
     healthy = create_app(remote, engine=engine, ui=False)
     with BackgroundServer(healthy) as healthy_server, BackgroundServer(faulty) as bad:
         local = init_workspace(tmp_path / "local")

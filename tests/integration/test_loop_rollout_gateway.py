@@ -70,7 +70,7 @@ def test_broken_candidate_is_rolled_back_in_its_first_stage(tmp_path: Path, tiny
     ws = _workspace(tmp_path / "ws", tiny_model_dir)
     engine = InferenceModel(max_batch_size=16)
     engine.load_model("chat-v1.0", str(tiny_model_dir))
-    faulty = create_faulty_upstream(engine, "chat-v1.0", error_rate=0.5, seed=1)
+    faulty = create_faulty_upstream(engine, "chat-v1.0", error_rate=0.5)
     try:
         with BackgroundServer(faulty) as bad, BackgroundServer(create_app(ws, engine=engine)) as gateway:
             broken = registry.register_version(ws, kind="chat", stage="dpo", parent="chat-v1.0",
