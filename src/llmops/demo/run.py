@@ -261,7 +261,7 @@ def run_demo(config: DemoConfig, replace: bool = False) -> Path:
     """The whole demo; returns the report's path."""
     started = time.monotonic()
     summary = Summary()
-    with summary.step("Tiny base model (cached)") as out:
+    with summary.step("Tiny base model (built once, then reused)") as out:
         base = ensure_base_model(config.cache_dir)
         out.append(str(base))
     ws = prepare_workspace(config, base, replace)
