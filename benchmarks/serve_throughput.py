@@ -1,13 +1,15 @@
-"""Serving throughput: the gateway (dynamic batching) vs `generate` one request at a time vs one batched call.
+"""Serving throughput: the gateway (continuous batching) vs `generate` one request at a time vs one batched call.
 
 For 1, 8 and 32 concurrent clients, each sending chat requests to the gateway (`llmops serve` in a child
 process on 127.0.0.1; OpenAI route, greedy, fixed max tokens), it measures completion tokens/s and the p50/p99
-latency, next to the same prompts generated one at a time in this process and all at once in a single batched
-`generate`. The three are interleaved for several rounds and the medians shown (the machine's load drifts),
-with the gateway's mean batch size.
+latency, next to the same prompts generated one at a time in this process (`InferenceModel.chat`, no batching
+wait) and all at once in a single `generate_batch`. The three are interleaved for several rounds and the
+medians shown (the machine's load drifts), with the gateway's mean batch (rows per decode step). All three use
+`--threads` torch threads (default: every core), so the comparison is at equal hardware.
 Without `--model` it builds the demo's tiny base model (or a smaller one with `--tiny`) in a temp dir.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serve_throughput.py --tiny
+    .venv/bin/python benchmarks/serve_throughput.py            # replies of up to 128 tokens, the serve default
+    .venv/bin/python benchmarks/serve_throughput.py --max-tokens 32
 """
 
 import argparse
@@ -15,11 +17,14 @@ import asyncio
 import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import aiohttp
 import httpx
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +35,7 @@ from llmops.serve.engine import GenerationRequest, InferenceModel
 from llmops.serve.metrics import percentile
 from llmops.serve.server import GatewayProcess
 from llmops.serve.types import Sampling
+from llmops.settings import ServeSettings
 from llmops.workspace import init_workspace
 
 MODEL = "chat-v1.0"
@@ -101,16 +107,19 @@ def one_batch(engine: InferenceModel, n: int, max_tokens: int) -> Result:
 
 
 def model_dir(args: argparse.Namespace, tmp: Path) -> Path:
+    """The model to serve; a built one is trained in a child process, which leaves this one as if fresh (training
+    here first made the in-process baselines up to 2× slower afterwards)."""
     if args.model:
         return Path(args.model)
-    with console.status("building the tiny base model"):
-        build_base_model(tmp / "model", preset_texts(), TINY if args.tiny else BaseModelSpec())
+    spec = TINY if args.tiny else BaseModelSpec()
+    with console.status("building the tiny base model"), ProcessPoolExecutor(1, get_context("spawn")) as pool:
+        pool.submit(build_base_model, tmp / "model", preset_texts(), spec).result()
     return tmp / "model"
 
 
 def batching_counts(url: str) -> tuple[int, int]:
     batching = httpx.get(f"{url}/v1/metrics", timeout=30).json()["batching"]
-    return int(batching["batches"]), int(batching["requests"])
+    return int(batching["steps"]), int(batching["rows"])
 
 
 def median(results: list[Result]) -> Result:
@@ -120,15 +129,15 @@ def median(results: list[Result]) -> Result:
 def measure(url: str, engine: InferenceModel, clients: int, args: argparse.Namespace) -> list[str]:
     """The three ways, interleaved `args.rounds` times (the machine's load drifts); medians by tokens/s."""
     gateway, sequential, batched = [], [], []
-    batches, items = batching_counts(url)
+    steps, rows = batching_counts(url)
     for _ in range(args.rounds):
         gateway.append(asyncio.run(gateway_load(url, clients, args.per_client, args.max_tokens)))
         sequential.append(one_at_a_time(engine, clients * args.per_client, args.max_tokens))
         batched.append(one_batch(engine, clients, args.max_tokens))
-    batches_after, items_after = batching_counts(url)
+    steps_after, rows_after = batching_counts(url)
     gw, seq, one = median(gateway), median(sequential), median(batched)
     return [
-        str(clients), f"{(items_after - items) / max(1, batches_after - batches):.1f}",
+        str(clients), f"{(rows_after - rows) / max(1, steps_after - steps):.1f}",
         f"{gw.tokens_per_s:,.0f}", f"{gw.p50_ms:.0f}", f"{gw.p99_ms:.0f}",
         f"{seq.tokens_per_s:,.0f}", f"{seq.p50_ms:.0f}", f"{seq.p99_ms:.0f}",
         f"{one.tokens_per_s:,.0f}", f"{gw.tokens_per_s / seq.tokens_per_s:.1f}×",
@@ -141,12 +150,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     workspace = init_workspace(tmp / "ws")
     registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model=str(base), path=str(base),
                               merged=True)
-    engine = InferenceModel()
+    engine = InferenceModel(batch_wait_ms=0)
     engine.load_model(MODEL, str(base))
     one_at_a_time(engine, 2, args.max_tokens)  # warm-up
-    table = Table(title=f"chat completions, greedy, max {args.max_tokens} tokens; gateway = `llmops serve` process "
-                        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    for column in ("clients", "gw mean batch", "gateway tok/s", "p50 ms", "p99 ms", "one-at-a-time tok/s", "p50 ms",
+    table = Table(title=f"chat completions, greedy, max {args.max_tokens} tokens; gateway = `llmops serve` process; "
+                        f"{args.threads} torch threads each (load average {os.getloadavg()[0]:.1f} on "
+                        f"{os.cpu_count()} cores)")
+    for column in ("clients", "gw rows/step", "gateway tok/s", "p50 ms", "p99 ms", "one-at-a-time tok/s", "p50 ms",
                    "p99 ms", "1 batched generate tok/s", "gw / one-at-a-time", "gw / batched"):
         table.add_column(column, justify="right")
     overrides = [f"serve.batch_wait_ms={args.wait_ms}", "serve.max_batch_size=32"]
@@ -162,11 +172,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="HF model folder (default: build the demo's tiny base model)")
     parser.add_argument("--tiny", action="store_true", help="build a smaller model (64 hidden, 2 layers)")
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=128, help="max tokens per reply (default: the serve default)")
     parser.add_argument("--per-client", type=int, default=4, help="requests each client sends per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians")
-    parser.add_argument("--wait-ms", type=float, default=20.0, help="dynamic batching wait (serve.batch_wait_ms)")
+    parser.add_argument("--wait-ms", type=float, default=ServeSettings().batch_wait_ms,
+                        help="batching wait when idle (serve.batch_wait_ms; default: the serve default)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads, in both processes")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the gateway process inherits it
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         run(args, Path(tmp))
 

@@ -49,9 +49,9 @@ class TrainSettings(_Section):
 class ServeSettings(_Section):
     host: str = Field("127.0.0.1", description="Address the gateway binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the gateway listens on.")
-    max_batch_size: int = Field(32, ge=1, description="Dynamic batching: most requests in one generate call.")
-    batch_wait_ms: float = Field(20.0, ge=0, description="Dynamic batching: a batch closes once no request arrived "
-                                 "for this long (or it is full, or 10× this after it opened).")
+    max_batch_size: int = Field(32, ge=1, description="Continuous batching: most requests decoded together.")
+    batch_wait_ms: float = Field(5.0, ge=0, description="Continuous batching: when idle, wait for requests that "
+                                 "arrive less than this apart to start together (at most 10× this).")
     max_new_tokens: int = Field(128, ge=1, description="Default and upper limit of generated tokens.")
     temperature: float = Field(0.7, ge=0, description="Default sampling temperature (spec 10.3.2).")
     top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling (spec 10.3.2).")

@@ -46,7 +46,7 @@ async def client(workspace: Workspace, tiny_model_dir: Path) -> AsyncIterator[ht
                               path=str(tiny_model_dir), merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
     ws = open_workspace(workspace.root, ["serve.max_new_tokens=16", "serve.max_prompt_chars=2000"])
-    engine = InferenceModel(max_batch_size=8, batch_wait_ms=2)
+    engine = InferenceModel(max_batch_size=8)
     app = create_app(ws, engine=engine, ui=False)
     transport = httpx.ASGITransport(app=app)
     try:

@@ -20,7 +20,7 @@ def gateway(workspace: Workspace, tiny_model_dir: Path) -> Iterator[tuple[str, I
     registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model=str(tiny_model_dir),
                               path=str(tiny_model_dir), merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
-    engine = InferenceModel(max_batch_size=8, batch_wait_ms=5)
+    engine = InferenceModel(max_batch_size=8)
     with BackgroundServer(create_app(workspace, engine=engine, ui=False)) as server:
         yield server.url, engine
     engine.close()
@@ -43,6 +43,13 @@ def test_openai_client_sync_and_streaming(gateway: tuple[str, InferenceModel]) -
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected.text
     assert chunks[-1].choices[0].finish_reason == expected.finish_reason
     assert len({c.id for c in chunks}) == 1
+    assert len(chunks) > 4  # piece by piece as decoded, not one block
+
+    with_usage = list(client.chat.completions.create(
+        model="chat-v1.0", messages=messages, temperature=0, max_tokens=12, stream=True,  # type: ignore[arg-type]
+        stream_options={"include_usage": True}))
+    assert with_usage[-1].choices == [] and with_usage[-1].usage is not None
+    assert with_usage[-1].usage.completion_tokens == expected.completion_tokens
 
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="chat-v9.0", messages=messages)  # type: ignore[arg-type]

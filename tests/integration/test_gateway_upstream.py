@@ -1,6 +1,7 @@
 """Upstream backends: versions served by other OpenAI-compatible servers on 127.0.0.1, one of them faulty."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -24,8 +25,16 @@ def register(workspace: Workspace, base: str, upstream_url: str = "") -> str:
     return version.name
 
 
+def streamed_text(events: str) -> str | None:
+    """The text of an SSE body, or None for an error answer."""
+    if not events.startswith("data:"):
+        return None
+    bodies = [json.loads(e[5:]) for e in events.split("\n\n") if e.startswith("data:") and e != "data: [DONE]"]
+    return "".join(b["choices"][0]["delta"].get("content", "") for b in bodies if b["choices"])
+
+
 def test_versions_served_by_upstream_servers(tmp_path: Path, tiny_model_dir: Path) -> None:
-    engine = InferenceModel(max_batch_size=8, batch_wait_ms=5)
+    engine = InferenceModel(max_batch_size=8)
     engine.load_model("chat-v1.0", str(tiny_model_dir))
     expected = engine.chat("chat-v1.0", MESSAGES, temperature=0, max_tokens=10)
     remote = init_workspace(tmp_path / "remote")
@@ -37,7 +46,7 @@ def test_versions_served_by_upstream_servers(tmp_path: Path, tiny_model_dir: Pat
         good_name = register(local, "unused", upstream_url=f"{healthy_server.url}/v1")
         bad_name = register(local, "unused", upstream_url=bad.url)
 
-        async def calls() -> tuple[httpx.Response, list[httpx.Response]]:
+        async def calls() -> tuple[httpx.Response, list[httpx.Response], list[str]]:
             app = create_app(local, ui=False)
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
@@ -46,9 +55,12 @@ def test_versions_served_by_upstream_servers(tmp_path: Path, tiny_model_dir: Pat
                     good = await client.post("/v1/chat/completions", json={**body, "model": good_name})
                     flaky = [await client.post("/v1/chat/completions", json={**body, "model": bad_name})
                              for _ in range(20)]
-                    return good, flaky
+                    streams = [(await client.post("/v1/chat/completions", json={**body, "model": model,
+                                                                                 "stream": True})).text
+                               for model in (good_name, bad_name, bad_name)]
+                    return good, flaky, streams
 
-        good, flaky = asyncio.run(calls())
+        good, flaky, streams = asyncio.run(calls())
     engine.close()
     assert good.status_code == 200
     assert good.json()["model"] == good_name
@@ -56,7 +68,10 @@ def test_versions_served_by_upstream_servers(tmp_path: Path, tiny_model_dir: Pat
     statuses = [r.status_code for r in flaky]
     assert set(statuses) == {200, 502}
     assert all(r.json()["choices"][0]["message"]["content"] == expected.text for r in flaky if r.status_code == 200)
+    streamed = [streamed_text(events) for events in streams]
+    assert streamed[0] == expected.text and len(streams[0].split("\n\n")) > 5  # relayed piece by piece
+    assert expected.text in streamed[1:]  # one of two goes through the faulty server (as one piece)
     metrics = version_metrics(local, bad_name)
-    assert metrics.requests == 20 and metrics.errors == statuses.count(502)
+    assert metrics.requests == 22 and metrics.errors == statuses.count(502) + 1
     assert metrics.latency_p50_ms >= 60
     assert version_metrics(local, good_name).error_rate == 0.0

@@ -6,7 +6,7 @@ and a rejected request writes nothing: every table keeps its row count.
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from fakes import stream_of
 from llmops import db
 from llmops.models import registry
 from llmops.serve.gateway import create_app
-from llmops.serve.types import Completion, Message, Sampling
+from llmops.serve.types import Chunk, Completion, Message, Sampling
 from llmops.workspace import Workspace, open_workspace
 
 pytestmark = pytest.mark.anyio
@@ -48,6 +49,9 @@ class Case:
 class Echo:
     async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
         return Completion(f"{model}: {messages[-1]['content'][:20]}", 1, 1, "stop")
+
+    def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk]:
+        return stream_of(self, model, messages, sampling)
 
 
 @pytest.fixture

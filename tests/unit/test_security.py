@@ -1,7 +1,7 @@
 """Security: admin token, path traversal in dataset and model names, body size limit, safe YAML, safetensors only."""
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -10,13 +10,14 @@ import torch
 from safetensors.torch import load_file
 from sqlalchemy import func, select
 
+from fakes import stream_of
 from llmops import db
 from llmops.data.registry import data_file, get_dataset, publish_dataset, register_dataset, validate_dataset
 from llmops.errors import LLMOpsError
 from llmops.models import registry
 from llmops.serve.engine import InferenceModel
 from llmops.serve.gateway import create_app
-from llmops.serve.types import Completion, Message, Sampling
+from llmops.serve.types import Chunk, Completion, Message, Sampling
 from llmops.settings import load_settings
 from llmops.workspace import Workspace, open_workspace
 
@@ -35,6 +36,9 @@ TRAVERSAL_NAMES = ["../x", "../../etc/passwd", "a/b", "a\\b", "..", ".", "/etc/p
 class Echo:
     async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
         return Completion(f"{model}: {messages[-1]['content']}", 1, 1, "stop")
+
+    def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk]:
+        return stream_of(self, model, messages, sampling)
 
 
 @pytest.fixture

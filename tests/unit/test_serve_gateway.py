@@ -2,18 +2,19 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from fakes import stream_of
 from llmops import db
 from llmops.data.preferences import export_preferences
 from llmops.models import registry
 from llmops.serve.gateway import create_app
-from llmops.serve.types import BackendError, Completion, Message, Sampling
+from llmops.serve.types import BackendError, Chunk, Completion, Message, Sampling
 from llmops.workspace import Workspace
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +37,9 @@ class EchoBackend:
             raise BackendError("upstream down")
         text = f"{model} says {messages[-1]['content']} #{len(self.calls)}"
         return Completion(text, 5, len(text.split()), "stop")
+
+    def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk]:
+        return stream_of(self, model, messages, sampling)
 
 
 @pytest.fixture

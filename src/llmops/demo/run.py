@@ -271,7 +271,7 @@ def run_demo(config: DemoConfig, replace: bool = False) -> Path:
                                            demo_prompts.training_prompts(sft_path))
         demo_prompts.write_heldout(ws.root / ws.settings.loop.eval_set, split.heldout)
         out.append(f"{len(split.arena)} arena prompts, {len(split.heldout)} held out (in no training set)")
-    engine = InferenceModel(max_batch_size=32, batch_wait_ms=5.0)
+    engine = InferenceModel(max_batch_size=32)
     try:
         evaluation, scenarios = online_loop(ws, config, split, summary, engine)
     finally:

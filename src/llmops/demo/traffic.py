@@ -1,6 +1,6 @@
 """Simulated users talking to the real HTTP gateway: arena battles with votes, and chats with thumbs.
 
-Requests run concurrently (bounded), so the gateway's dynamic batcher serves them together. Each chat
+Requests run concurrently (bounded), so the gateway's continuous batcher decodes them together. Each chat
 user has its own id, so the router's sticky split sends about the rollout's share of users to the
 candidate.
 """

@@ -7,6 +7,7 @@ else on the aliases directly (models/registry.py).
 
 import secrets
 import time
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException
@@ -122,7 +123,7 @@ def metrics_routes(state: ServeState) -> APIRouter:
     def metrics_json(since: float | None = None) -> dict[str, Any]:
         models = [version_metrics(state.workspace, name, since).to_dict() for name in served_models(state.workspace)]
         batcher = state.engine.batcher
-        return {"models": models, "batching": {"batches": batcher.batches, "requests": batcher.items,
+        return {"models": models, "batching": {**asdict(batcher.stats), "in_flight": batcher.in_flight(),
                                                "max_batch_size": batcher.max_batch_size}}
 
     return api

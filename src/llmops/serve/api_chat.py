@@ -1,7 +1,6 @@
 """OpenAI-compatible routes: `GET /v1/models`, `POST /v1/chat/completions` (plain and `stream: true` SSE)."""
 
 import json
-import re
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -13,8 +12,8 @@ from llmops.errors import LLMOpsError
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
 from llmops.serve.router import DEFAULT_MODEL, route
-from llmops.serve.state import Served, ServeState
-from llmops.serve.types import Message, Sampling
+from llmops.serve.state import Served, ServeState, Streamed
+from llmops.serve.types import BackendError, Completion, Message, Sampling
 
 
 class ChatMessage(BaseModel):
@@ -33,6 +32,11 @@ class ChatMessage(BaseModel):
         return content
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
     """The fields of OpenAI's chat request that the gateway uses (others are accepted and ignored)."""
 
@@ -47,6 +51,7 @@ class ChatRequest(BaseModel):
     repetition_penalty: float | None = Field(None, gt=0, le=10)
     n: int = Field(1, ge=1, le=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     user: str = Field("", max_length=200)
 
 
@@ -78,6 +83,11 @@ def resolve_route(state: ServeState, model: str, user: str) -> ModelVersion:
         raise HTTPException(404, str(exc)) from exc
 
 
+def usage(completion: Completion) -> dict[str, int]:
+    return {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+            "total_tokens": completion.prompt_tokens + completion.completion_tokens}
+
+
 def completion_body(served: Served) -> dict[str, Any]:
     c = served.completion
     return {
@@ -85,23 +95,36 @@ def completion_body(served: Served) -> dict[str, Any]:
         "system_fingerprint": served.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text},
                      "finish_reason": c.finish_reason}],
-        "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                  "total_tokens": c.prompt_tokens + c.completion_tokens},
+        "usage": usage(c),
     }
 
 
-def _chunk(served: Served, delta: dict[str, str], finish: str | None) -> str:
-    body = {"id": served.id, "object": "chat.completion.chunk", "created": served.created, "model": served.model,
-            "system_fingerprint": served.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+def _event(streamed: Streamed, choices: list[dict[str, Any]], **extra: Any) -> str:
+    body = {"id": streamed.id, "object": "chat.completion.chunk", "created": streamed.created,
+            "model": streamed.model, "system_fingerprint": streamed.model, "choices": choices, **extra}
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-async def stream_events(served: Served) -> AsyncIterator[str]:
-    """The completion as OpenAI chunks: the role, the text word by word, the finish reason, `[DONE]`."""
-    yield _chunk(served, {"role": "assistant", "content": ""}, None)
-    for piece in re.findall(r"\s*\S+|\s+", served.completion.text):
-        yield _chunk(served, {"content": piece}, None)
-    yield _chunk(served, {}, served.completion.finish_reason)
+def _delta(streamed: Streamed, delta: dict[str, str], finish: str | None = None) -> str:
+    return _event(streamed, [{"index": 0, "delta": delta, "finish_reason": finish}])
+
+
+async def stream_events(streamed: Streamed, include_usage: bool) -> AsyncIterator[str]:
+    """OpenAI chunks as the text is decoded: the role, each piece, the finish reason, the usage if asked,
+    `[DONE]`. A failure after the first piece ends the stream with an error event."""
+    yield _delta(streamed, {"role": "assistant", "content": ""})
+    try:
+        async for chunk in streamed.chunks:
+            if chunk.text:
+                yield _delta(streamed, {"content": chunk.text})
+            if chunk.completion is not None:
+                yield _delta(streamed, {}, chunk.completion.finish_reason)
+                if include_usage:
+                    yield _event(streamed, [], usage=usage(chunk.completion))
+    except BackendError as exc:
+        error = {"message": str(exc), "type": "server_error", "code": 502}
+        yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
+        return
     yield "data: [DONE]\n\n"
 
 
@@ -122,10 +145,13 @@ def chat_routes(state: ServeState) -> APIRouter:
         check_prompt(state, messages)
         sampling = sampling_of(state, request)
         version = resolve_route(state, request.model, request.user or x_user)
+        if request.stream:
+            streamed = await state.stream(version, messages, sampling)
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return StreamingResponse(stream_events(streamed, include_usage), media_type="text/event-stream",
+                                     headers={"X-LLMOps-Model": streamed.model, "X-Request-Id": streamed.id})
         served = await state.complete(version, messages, sampling)
         headers = {"X-LLMOps-Model": served.model, "X-Request-Id": served.id}
-        if request.stream:
-            return StreamingResponse(stream_events(served), media_type="text/event-stream", headers=headers)
         return JSONResponse(completion_body(served), headers=headers)
 
     return api

@@ -3,6 +3,7 @@
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from llmops.serve.batching import DynamicBatcher
 from llmops.serve.engine import InferenceModel
 from llmops.serve.metrics import GatewayMetrics
 from llmops.serve.store import GroupWriter
-from llmops.serve.types import BackendError, ChatBackend, Completion, Message, Sampling
+from llmops.serve.types import BackendError, ChatBackend, Chunk, Completion, Message, PromptTooLong, Sampling
 from llmops.serve.upstream import UpstreamBackend
 from llmops.workspace import Workspace
 
@@ -25,6 +26,16 @@ class Served:
     model: str
     completion: Completion
     created: int
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A completion being streamed: `chunks` ends with the one carrying the completion, or raises."""
+
+    id: str
+    model: str
+    created: int
+    chunks: AsyncIterator[Chunk]
 
 
 @dataclass
@@ -71,21 +82,62 @@ class ServeState:
         """One completion from `version`, logged in `requests` (committed before this returns) and metrics."""
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         start = time.perf_counter()
-        error = ""
-        completion = Completion("", 0, 0, "error")
         try:
             backend = await self.backend_for(version)
             completion = await backend.complete(version.name, messages, sampling)
+        except PromptTooLong:
+            raise
         except Exception as exc:  # any failure to produce the completion is a failed request of this version
-            error = f"{type(exc).__name__}: {exc}"
-        latency_s = time.perf_counter() - start
-        self.metrics.observe(version.name, not error, latency_s, completion.completion_tokens)
-        row = {"id": completion_id, "model": version.name, "created_at": time.time(), "latency_ms": latency_s * 1000,
-               "completion_tokens": completion.completion_tokens, "ok": not error, "error": error[:1000]}
-        await asyncio.wrap_future(self.writer.submit(lambda conn: conn.execute(db.requests.insert().values(**row))))
-        if error:
-            raise BackendError(f"{version.name}: {error}")
+            await self._record(version, completion_id, start, None, f"{type(exc).__name__}: {exc}")
+            raise BackendError(f"{version.name}: {type(exc).__name__}: {exc}") from exc
+        await self._record(version, completion_id, start, completion, "")
         return Served(completion_id, version.name, completion, int(time.time()))
+
+    async def stream(self, version: ModelVersion, messages: list[Message], sampling: Sampling) -> Streamed:
+        """A completion from `version` as it is produced. A failure before the first piece raises here (HTTP 502);
+        the request is logged when the stream ends, fails or is abandoned by the client."""
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        start = time.perf_counter()
+        try:
+            backend = await self.backend_for(version)
+            chunks = backend.stream(version.name, messages, sampling)
+            first = await anext(chunks)
+        except PromptTooLong:
+            raise
+        except Exception as exc:
+            await self._record(version, completion_id, start, None, f"{type(exc).__name__}: {exc}")
+            raise BackendError(f"{version.name}: {type(exc).__name__}: {exc}") from exc
+        relayed = self._relay(version, completion_id, start, first, chunks)
+        return Streamed(completion_id, version.name, int(time.time()), relayed)
+
+    async def _relay(self, version: ModelVersion, completion_id: str, start: float, first: Chunk,
+                     chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[Chunk]:
+        completion, error, chunk = None, "the client went away", first
+        try:
+            while chunk.completion is None:
+                yield chunk
+                chunk = await anext(chunks)
+            completion, error = chunk.completion, ""
+            yield chunk
+        except StopAsyncIteration:
+            error = "the stream ended without a completion"
+            raise BackendError(f"{version.name}: {error}") from None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise BackendError(f"{version.name}: {error}") from exc
+        finally:
+            await chunks.aclose()
+            await self._record(version, completion_id, start, completion, error)
+
+    async def _record(self, version: ModelVersion, completion_id: str, start: float, completion: Completion | None,
+                      error: str) -> None:
+        """Metrics and the `requests` row of one request (committed before this returns)."""
+        latency_s = time.perf_counter() - start
+        tokens = completion.completion_tokens if completion else 0
+        self.metrics.observe(version.name, not error, latency_s, tokens)
+        row = {"id": completion_id, "model": version.name, "created_at": time.time(), "latency_ms": latency_s * 1000,
+               "completion_tokens": tokens, "ok": not error, "error": error[:1000]}
+        await asyncio.wrap_future(self.writer.submit(lambda conn: conn.execute(db.requests.insert().values(**row))))
 
     async def close(self) -> None:
         self.votes.close()

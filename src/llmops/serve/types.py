@@ -1,5 +1,6 @@
 """Values shared by the serving modules: sampling parameters, a completion, the backend protocol."""
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -36,6 +37,18 @@ class Completion:
     finish_reason: str  # stop | length
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a streamed completion; the last one has no text and carries the whole completion."""
+
+    text: str
+    completion: Completion | None = None
+
+
+class PromptTooLong(ValueError):
+    """The prompt does not fit the model's context: the client's error (HTTP 400), not a failure of the version."""
+
+
 class BackendError(Exception):
     """A backend failed to produce a completion (an upstream error, a crashed generate): HTTP 502."""
 
@@ -45,4 +58,8 @@ class ChatBackend(Protocol):
 
     async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
         """The assistant's reply to `messages` from version `model`."""
+        ...
+
+    def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk, None]:
+        """The same reply, in pieces as they are produced; the last chunk carries the completion."""
         ...

@@ -3,14 +3,18 @@
 A version registered with an `upstream_url` is served by that server: the gateway sends the chat request
 to `<url>/v1/chat/completions` with the version's name as `model` (vLLM `--enable-lora` serves adapters by
 name; servers of a single model ignore it). `top_k` and `repetition_penalty` travel as the extra fields
-vLLM and SGLang accept. Any transport error or non-2xx answer is a BackendError (HTTP 502 at the gateway).
+vLLM and SGLang accept. Streams are relayed piece by piece (a server that answers a stream request with
+one JSON completion is relayed as one piece). Any transport error, non-2xx answer or malformed reply is a
+BackendError (HTTP 502 at the gateway, or an error event once a stream has begun).
 """
 
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
 
-from llmops.serve.types import BackendError, ChatBackend, Completion, Message, Sampling
+from llmops.serve.types import BackendError, ChatBackend, Chunk, Completion, Message, Sampling
 
 __all__ = ["ChatBackend", "UpstreamBackend"]
 
@@ -26,26 +30,69 @@ class UpstreamBackend:
         self._client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout_s)
 
     async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
-        body: dict[str, Any] = {
-            "model": model, "messages": messages, "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
-            "repetition_penalty": sampling.repetition_penalty, "stream": False,
-        }
         try:
-            response = await self._client.post("/v1/chat/completions", json=body)
+            response = await self._client.post("/v1/chat/completions", json=_body(model, messages, sampling))
         except httpx.HTTPError as exc:
             raise BackendError(f"upstream {self.url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 300:
             raise BackendError(f"upstream {self.url}: HTTP {response.status_code}: {response.text[:200]}")
-        return _parse(self.url, response)
+        return _parse(self.url, response.content)
+
+    async def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk, None]:
+        body = {**_body(model, messages, sampling), "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            async with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 300:
+                    text = (await response.aread()).decode(errors="replace")
+                    raise BackendError(f"upstream {self.url}: HTTP {response.status_code}: {text[:200]}")
+                if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                    completion = _parse(self.url, await response.aread())
+                    yield Chunk(completion.text)
+                    yield Chunk("", completion)
+                    return
+                async for chunk in _relay(self.url, response.aiter_lines()):
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise BackendError(f"upstream {self.url}: {type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def _parse(url: str, response: httpx.Response) -> Completion:
+def _body(model: str, messages: list[Message], sampling: Sampling) -> dict[str, Any]:
+    return {"model": model, "messages": messages, "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
+            "repetition_penalty": sampling.repetition_penalty, "stream": False}
+
+
+async def _relay(url: str, lines: AsyncIterator[str]) -> AsyncIterator[Chunk]:
+    """OpenAI stream events → text chunks, then the completion (usage from the server's usage event, if any)."""
+    parts: list[str] = []
+    finish = "stop"
+    usage: dict[str, Any] = {}
+    async for line in lines:
+        if not line.startswith("data:") or (data := line[5:].strip()) == "[DONE]":
+            continue
+        try:
+            event = json.loads(data)
+            if "error" in event:
+                raise BackendError(f"upstream {url}: {str(event['error'])[:200]}")
+            usage = event.get("usage") or usage
+            for choice in event.get("choices") or []:
+                finish = choice.get("finish_reason") or finish
+                if piece := (choice.get("delta") or {}).get("content") or "":
+                    parts.append(piece)
+                    yield Chunk(piece)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise BackendError(f"upstream {url}: not an OpenAI stream event: {data[:200]}") from exc
+    completion = Completion(text="".join(parts), prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                            completion_tokens=int(usage.get("completion_tokens", len(parts))), finish_reason=finish)
+    yield Chunk("", completion)
+
+
+def _parse(url: str, content: bytes) -> Completion:
     try:
-        data = response.json()
+        data = json.loads(content)
         choice = data["choices"][0]
         usage = data.get("usage") or {}
         return Completion(

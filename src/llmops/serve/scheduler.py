@@ -1,0 +1,161 @@
+"""Continuous batching: one worker thread decodes every request in flight, one token per step.
+
+Each step gives every running row of a base model its next token, in one forward pass; a row that finishes
+(eos or its token limit) is answered and leaves at once, and waiting requests join the batch between steps,
+up to `max_batch_size` rows per base. When nothing runs, the worker waits for the first request and keeps
+taking more while they arrive less than `wait_ms` apart (at most `MAX_WAIT_FACTOR × wait_ms`), so a burst of
+clients starts together instead of one by one. Steps hold the engine's lock, so loading or unloading a
+model never happens under a forward pass.
+"""
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from llmops.errors import LLMOpsError
+from llmops.serve.decoding import Base, DecodeBatch, Row, finish
+
+MAX_WAIT_FACTOR = 10
+
+
+@dataclass
+class Stats:
+    steps: int = 0  # forward passes over running rows
+    rows: int = 0  # rows those steps decoded (rows / steps = the mean batch size)
+    requests: int = 0  # requests admitted
+
+
+class ContinuousBatcher:
+    def __init__(self, lock: threading.RLock, *, max_batch_size: int, wait_ms: float) -> None:
+        self.max_batch_size = max_batch_size
+        self.wait_s = wait_ms / 1000
+        self.stats = Stats()
+        self._lock = lock
+        self._queue: queue.Queue[tuple[Base, Row] | None] = queue.Queue()
+        self._pending: deque[tuple[Base, Row]] = deque()
+        self._batches: dict[int, DecodeBatch] = {}  # id(base) → its running batch
+        self._thread = threading.Thread(target=self._loop, name="llmops-decoder", daemon=True)
+        self._state_lock = threading.Lock()
+        self._started = self._closed = self._closing = False
+
+    def submit(self, base: Base, row: Row) -> None:
+        with self._state_lock:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            if not self._started:
+                self._thread.start()
+                self._started = True
+            self._queue.put((base, row))
+
+    def close(self) -> None:
+        """Finish every queued and running request, then stop the worker."""
+        with self._state_lock:
+            self._closed = True
+            started = self._started
+        if started:
+            self._queue.put(None)
+            self._thread.join()
+
+    def in_flight(self) -> int:
+        """Requests queued or being decoded."""
+        with self._lock:
+            return self._queue.qsize() + len(self._pending) + sum(len(b.rows) for b in self._batches.values())
+
+    def drop_model(self, model: str) -> None:
+        """Fail the queued and running requests of `model` (it is being unloaded); call with the lock held."""
+        error = LLMOpsError(f"model {model!r}: unloaded while generating")
+        for entry in self._drain():
+            if entry is not None and entry[1].model == model:
+                finish(entry[1], error)
+            else:
+                self._queue.put(entry)  # back in the queue, so a waiting worker still wakes for it
+        for entry in [entry for entry in self._pending if entry[1].model == model]:
+            self._pending.remove(entry)
+            finish(entry[1], error)
+        for batch in self._batches.values():
+            batch.remove(lambda row: row.model == model, error)
+
+    def _loop(self) -> None:
+        """Step while there is work; when idle, wait for arrivals; stop once closed and idle."""
+        while True:
+            arrivals = [] if self._has_work() else self._wait_for_arrivals()
+            with self._lock, torch.inference_mode():
+                for entry in [*arrivals, *self._drain()]:
+                    if entry is None:
+                        self._closing = True
+                    else:
+                        self._pending.append(entry)
+                if self._closing and not self._has_work():
+                    return
+                try:
+                    self._step_all()
+                except Exception as exc:  # never leave a caller waiting on a dead worker
+                    self._fail_all(exc)
+
+    def _fail_all(self, error: Exception) -> None:
+        for _, row in self._pending:
+            finish(row, error)
+        self._pending.clear()
+        for batch in self._batches.values():
+            batch.fail(error)
+        self._batches.clear()
+
+    def _has_work(self) -> bool:
+        return bool(self._pending or any(batch.rows for batch in self._batches.values()) or not self._queue.empty())
+
+    def _wait_for_arrivals(self) -> list[tuple[Base, Row] | None]:
+        """Block for the next entry, then take those that follow within the gap (a close signal ends the wait)."""
+        if self._closing:
+            return []
+        arrivals = [self._queue.get()]
+        closes_at = time.monotonic() + self.wait_s * MAX_WAIT_FACTOR
+        while arrivals[-1] is not None and len(arrivals) < self.max_batch_size:
+            timeout = min(self.wait_s, closes_at - time.monotonic())
+            if timeout <= 0:
+                break
+            try:
+                arrivals.append(self._queue.get(timeout=timeout))
+            except queue.Empty:
+                break
+        return arrivals
+
+    def _drain(self) -> list[tuple[Base, Row] | None]:
+        """Everything queued right now."""
+        entries: list[tuple[Base, Row] | None] = []
+        while True:
+            try:
+                entries.append(self._queue.get_nowait())
+            except queue.Empty:
+                return entries
+
+    def _step_all(self) -> None:
+        joining: dict[int, list[Row]] = {}
+        waiting: deque[tuple[Base, Row]] = deque()
+        for base, row in self._pending:
+            if row.cancelled():
+                continue
+            if id(base) not in self._batches:
+                self._batches[id(base)] = DecodeBatch(base, self.max_batch_size)
+            batch, rows = self._batches[id(base)], joining.setdefault(id(base), [])
+            if len(batch.rows) + len(rows) < self.max_batch_size:
+                rows.append(row)
+            else:
+                waiting.append((base, row))
+        self._pending = waiting
+        for key, batch in list(self._batches.items()):
+            rows = joining.get(key, [])
+            self.stats.steps += bool(batch.rows)
+            self.stats.rows += len(batch.rows)
+            self.stats.requests += len(rows)
+            try:
+                batch.step(rows)
+            except Exception as exc:  # a failing forward pass fails its rows, not the worker
+                for row in rows:
+                    finish(row, exc)
+                batch.fail(exc)
+            if not batch.rows:
+                del self._batches[key]
