@@ -120,10 +120,10 @@ class InferenceModel:
         return self._base_of(model_name).tokenizer
 
     def _base_of(self, model_name: str) -> Base:
-        key = self.models.get(model_name)
-        if key is None:
+        base = self._bases.get(self.models.get(model_name, ""))
+        if base is None:
             raise LLMOpsError(f"model {model_name!r}: not loaded")
-        return self._bases[key]
+        return base
 
     def render_chat(self, model_name: str, messages: list[Message]) -> str:
         """The prompt for `messages` through the tokenizer's chat template (plain concatenation without one)."""
@@ -182,10 +182,11 @@ class InferenceModel:
             future.cancel()
 
     def submit(self, request: GenerationRequest, listener: Listener | None = None) -> "Future[Completion]":
-        """Queue `request` for decoding; the future gets its completion. Bad requests raise here, at once."""
-        with self._lock:
-            base = self._base_of(request.model)
-            ids = base.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
+        """Queue `request` for decoding; the future gets its completion. Bad requests raise here, at once.
+        It does not wait for the engine's lock (held through each decode step), so an event loop calling it
+        is not held up by the forward pass in progress."""
+        base = self._base_of(request.model)
+        ids = base.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
         if not ids:
             raise LLMOpsError("prompt: empty")
         if len(ids) >= base.context:
