@@ -153,6 +153,8 @@ def test_unloading_a_model_fails_its_requests_in_flight(tiny_model_dir: Path, lo
     long = Sampling(max_tokens=300, temperature=0, repetition_penalty=1.0)
     doomed = engine.submit(GenerationRequest("lora", "The desk lamp", long))
     kept = engine.submit(GenerationRequest("base", "The desk lamp", Sampling(max_tokens=30, temperature=0)))
+    while engine.batcher.stats.rows < 4:  # both are being decoded: the unload must get in between two steps
+        time.sleep(0.001)
     engine.unload_model("lora")
     with pytest.raises(LLMOpsError, match="unloaded while generating"):
         doomed.result(timeout=60)

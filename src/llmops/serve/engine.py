@@ -8,7 +8,6 @@ limit or at the model's context length; `temperature == 0` is greedy decoding.
 """
 
 import asyncio
-import threading
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -69,13 +68,12 @@ class InferenceModel:
     def __init__(self, *, max_batch_size: int = 32, batch_wait_ms: float = 0.0) -> None:
         self._bases: dict[str, Base] = {}
         self.models: dict[str, str] = {}  # model name → base key
-        self._lock = threading.RLock()
         self._adapter_count = 0
-        self.batcher = ContinuousBatcher(self._lock, max_batch_size=max_batch_size, wait_ms=batch_wait_ms)
+        self.batcher = ContinuousBatcher(max_batch_size=max_batch_size, wait_ms=batch_wait_ms)
 
     def load_model(self, model_name: str, base_model: str, adapter_path: str | None = None) -> None:
         """Load `base_model` once (shared by every name on it) and, if given, the LoRA at `adapter_path`."""
-        with self._lock:
+        with self.batcher.exclusive():
             if model_name in self.models:
                 return
             key = str(Path(base_model).expanduser().resolve()) if Path(base_model).exists() else base_model
@@ -102,7 +100,7 @@ class InferenceModel:
 
     def unload_model(self, model_name: str) -> None:
         """Forget `model_name`; its adapter is deleted, and the base too once nothing uses it."""
-        with self._lock:
+        with self.batcher.exclusive():
             key = self.models.pop(model_name, None)
             if key is None:
                 raise LLMOpsError(f"model {model_name!r}: not loaded")

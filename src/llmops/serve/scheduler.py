@@ -4,14 +4,17 @@ Each step gives every running row of a base model its next token, in one forward
 (eos or its token limit) is answered and leaves at once, and waiting requests join the batch between steps,
 up to `max_batch_size` rows per base. When nothing runs, the worker waits for the first request and keeps
 taking more while they arrive less than `wait_ms` apart (at most `MAX_WAIT_FACTOR × wait_ms`), so a burst of
-clients starts together instead of one by one. Steps hold the engine's lock, so loading or unloading a
-model never happens under a forward pass.
+clients starts together instead of one by one. Loading and unloading models wait in `exclusive()` for the
+step in progress, and the worker lets them in before its next step, so they never happen under a forward
+pass and a busy worker cannot starve them.
 """
 
 import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -30,11 +33,12 @@ class Stats:
 
 
 class ContinuousBatcher:
-    def __init__(self, lock: threading.RLock, *, max_batch_size: int, wait_ms: float) -> None:
+    def __init__(self, *, max_batch_size: int, wait_ms: float) -> None:
         self.max_batch_size = max_batch_size
         self.wait_s = wait_ms / 1000
         self.stats = Stats()
-        self._lock = lock
+        self._lock = threading.Lock()  # held through each step
+        self._gate = threading.Lock()  # taken before the lock by others, and passed by the worker before each step
         self._queue: queue.Queue[tuple[Base, Row] | None] = queue.Queue()
         self._pending: deque[tuple[Base, Row]] = deque()
         self._batches: dict[int, DecodeBatch] = {}  # id(base) → its running batch
@@ -60,13 +64,19 @@ class ContinuousBatcher:
             self._queue.put(None)
             self._thread.join()
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No decoding meanwhile (waits for the step in progress): for loading and unloading models."""
+        with self._gate, self._lock:
+            yield
+
     def in_flight(self) -> int:
         """Requests queued or being decoded."""
-        with self._lock:
+        with self.exclusive():
             return self._queue.qsize() + len(self._pending) + sum(len(b.rows) for b in self._batches.values())
 
     def drop_model(self, model: str) -> None:
-        """Fail the queued and running requests of `model` (it is being unloaded); call with the lock held."""
+        """Fail the queued and running requests of `model` (it is being unloaded); call inside `exclusive()`."""
         error = LLMOpsError(f"model {model!r}: unloaded while generating")
         for entry in self._drain():
             if entry is not None and entry[1].model == model:
@@ -76,13 +86,16 @@ class ContinuousBatcher:
         for entry in [entry for entry in self._pending if entry[1].model == model]:
             self._pending.remove(entry)
             finish(entry[1], error)
-        for batch in self._batches.values():
-            batch.remove(lambda row: row.model == model, error)
+        with torch.inference_mode():  # the batches' tensors are inference tensors
+            for batch in self._batches.values():
+                batch.remove(lambda row: row.model == model, error)
 
     def _loop(self) -> None:
         """Step while there is work; when idle, wait for arrivals; stop once closed and idle."""
         while True:
             arrivals = [] if self._has_work() else self._wait_for_arrivals()
+            with self._gate:  # a caller waiting in `exclusive()` goes first
+                pass
             with self._lock, torch.inference_mode():
                 for entry in [*arrivals, *self._drain()]:
                     if entry is None:
