@@ -21,7 +21,7 @@ from llmops.serve.api_arena import arena_routes
 from llmops.serve.api_chat import chat_routes
 from llmops.serve.engine import InferenceModel
 from llmops.serve.state import ServeState
-from llmops.serve.types import BackendError, ChatBackend, PromptTooLong
+from llmops.serve.types import BackendError, ChatBackend
 from llmops.ui.app import mount_ui
 from llmops.workspace import Workspace
 
@@ -90,10 +90,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LLMOpsError)
     async def llmops_error(_: Request, exc: LLMOpsError) -> JSONResponse:
-        return error_response(400, str(exc))
-
-    @app.exception_handler(PromptTooLong)
-    async def prompt_too_long(_: Request, exc: PromptTooLong) -> JSONResponse:
         return error_response(400, str(exc))
 
     @app.exception_handler(BackendError)

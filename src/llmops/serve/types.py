@@ -1,8 +1,10 @@
 """Values shared by the serving modules: sampling parameters, a completion, the backend protocol."""
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from llmops.errors import LLMOpsError
 
 Message = dict[str, str]
 
@@ -20,10 +22,6 @@ class Sampling:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
-
-    def batch_key(self) -> "Sampling":
-        """Requests whose keys are equal can share one `generate` call (max_tokens is cut per request)."""
-        return replace(self, max_tokens=0)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -45,8 +43,9 @@ class Chunk:
     completion: Completion | None = None
 
 
-class PromptTooLong(ValueError):
-    """The prompt does not fit the model's context: the client's error (HTTP 400), not a failure of the version."""
+class PromptTooLong(LLMOpsError):
+    """The prompt does not fit the model's context: the client's error (HTTP 400, like every LLMOpsError that
+    reaches the gateway), not a failure of the version."""
 
 
 class BackendError(Exception):
