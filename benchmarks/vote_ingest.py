@@ -67,7 +67,7 @@ def main() -> None:
                        for i in range(args.votes)]
             for battle in battles:
                 insert_battle(conn, battle)
-        with GatewayProcess(workspace.root, Path(tmp) / "server.log") as server:
+        with GatewayProcess(workspace.root, Path(tmp) / "server.log", ["auth.open_arena=true"]) as server:
             before = cpu_seconds(server.pid)
             elapsed, latencies, statuses = asyncio.run(load(server.url, [b.id for b in battles], args.clients))
             server_cpu = cpu_seconds(server.pid) - before

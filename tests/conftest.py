@@ -40,7 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = Path(tempfile.mkdtemp(prefix="llmops-test-cache-"))
     config.stash[_CACHE_KEY] = cache
     for variable, sub in (("HF_HOME", "hf"), ("HF_DATASETS_CACHE", "hf/datasets"), ("MPLCONFIGDIR", "mpl"),
-                          ("GRADIO_TEMP_DIR", "gradio"), ("XDG_CACHE_HOME", "xdg"), ("TRITON_CACHE_DIR", "triton")):
+                          ("GRADIO_TEMP_DIR", "gradio"), ("XDG_CACHE_HOME", "xdg"), ("TRITON_CACHE_DIR", "triton"),
+                          ("HYPOTHESIS_STORAGE_DIRECTORY", "hypothesis")):
         os.environ[variable] = str(cache / sub)
 
 

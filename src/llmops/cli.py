@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from llmops.commands import arena, data, demo, loop, models, rollout, serve, train, ui
+from llmops.commands import arena, auth, data, demo, loop, models, rollout, serve, train, ui
 from llmops.commands.common import console
 from llmops.errors import LLMOpsError
 from llmops.workspace import init_workspace
@@ -25,6 +25,7 @@ app.add_typer(arena.app, name="arena")
 app.add_typer(loop.app, name="loop")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(demo.app, name="demo")
+app.add_typer(auth.app, name="auth")
 
 
 @app.command()

@@ -11,17 +11,22 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
     create_engine,
+    delete,
     event,
+    func,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -115,6 +120,8 @@ feedback = Table(
     Column("user", String(200), nullable=False, default=""),
     Column("created_at", Float, nullable=False),
 )
+# one thumb per (completion, user): a new one replaces the old (schema v2)
+feedback_per_user = Index("uq_feedback_completion_user", feedback.c.completion_id, feedback.c.user, unique=True)
 
 # serving: one row per completion, the source of per-version metrics (serve/gateway.py)
 requests = Table(
@@ -170,27 +177,50 @@ rollout_events = Table(
     Column("evidence", JSON, nullable=False, default=dict),
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _one_feedback_per_user(conn: Connection) -> None:
+    """v1 → v2: keep the latest thumb (highest id) of each (completion, user), then make the pair unique."""
+    latest = select(func.max(feedback.c.id)).group_by(feedback.c.completion_id, feedback.c.user)
+    conn.execute(delete(feedback).where(feedback.c.id.not_in(latest)))
+    feedback_per_user.create(conn)
+
 
 # Migrations: version N → N+1, each a function of a connection. Version 1 is create_all.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _one_feedback_per_user}
+
+_BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+_BUSY_SQLSTATES = ("55P03", "40P01", "40001")  # lock_not_available, deadlock_detected, serialization_failure
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_s: float) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
-def connect(url: str) -> Engine:
-    """An engine for `url` with the schema created or migrated to SCHEMA_VERSION."""
+def is_busy(error: DBAPIError) -> bool:
+    """Whether `error` says another connection holds a lock (retrying later helps): SQLite's "database is locked",
+    Postgres' lock timeout, deadlock or serialization failure."""
+    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return sqlstate in _BUSY_SQLSTATES or any(text in str(error.orig).lower() for text in _BUSY_MESSAGES)
+
+
+def connect(url: str, busy_timeout_s: float = 30.0) -> Engine:
+    """An engine for `url` with the schema created or migrated to SCHEMA_VERSION. On SQLite a statement waits
+    up to `busy_timeout_s` for another connection's lock before failing with "database is locked"."""
     is_sqlite = url.startswith("sqlite")
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False} if is_sqlite else {})
+    sqlite_args = {"timeout": busy_timeout_s, "check_same_thread": False}
+    engine = create_engine(url, connect_args=sqlite_args if is_sqlite else {})
     if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
     migrate(engine)
     return engine
 

@@ -5,18 +5,32 @@ rejected with their dotted name; wrong types name the file and the key. Every fi
 once, here, through its `description`.
 """
 
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmops.errors import LLMOpsError
-from llmops.fileio import write_text_atomic
+from llmops.fileio import read_text_file, write_text_atomic
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+SectionT = TypeVar("SectionT", bound=_Section)
+
+
+# Sampling parameters (spec 10.3.2), defined once for the `serve` defaults, the HTTP requests and the engine's
+# `Sampling`: finite, in ranges where decoding cannot break. A repetition penalty under 0.01 would blow a seen
+# token's logit past float32 (1e-300 is 0 there); `top_k` is also refused above the serving model's vocabulary.
+MaxTokens = Annotated[int, Field(ge=1)]
+Temperature = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
+TopP = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+TopK = Annotated[int, Field(ge=0, le=1_000_000)]
+RepetitionPenalty = Annotated[float, Field(ge=0.01, le=10, allow_inf_nan=False)]
 
 
 class DataSettings(_Section):
@@ -34,6 +48,14 @@ class DataSettings(_Section):
                                 "polite closing phrase (e.g. 'Hope this helps!', '祝您购物愉快！').")
     max_votes_per_user_per_day: int = Field(0, ge=0, description="Preference export: cap per user and day "
                                             "(0 = no cap).")
+    max_file_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="Largest file llmops reads where a user "
+                                "names it (datasets, documents, seed tasks, held-out sets); FIFOs, devices and "
+                                "sockets are always refused.")
+    llm_base_url: str = Field("", description="Self-Instruct LLM mode: base URL of the OpenAI-compatible "
+                              "endpoint (the UI uses only this one; the CLI's --base-url replaces it).")
+    llm_model: str = Field("", description="Self-Instruct LLM mode: model name at llm_base_url.")
+    llm_api_key_env: str = Field("OPENAI_API_KEY", description="Self-Instruct LLM mode: environment variable "
+                                 "holding the API key (unset: the key 'EMPTY').")
 
 
 class TrainSettings(_Section):
@@ -52,13 +74,19 @@ class ServeSettings(_Section):
     max_batch_size: int = Field(32, ge=1, description="Continuous batching: most requests decoded together.")
     batch_wait_ms: float = Field(5.0, ge=0, description="Continuous batching: when idle, wait for requests that "
                                  "arrive less than this apart to start together (at most 10× this).")
-    max_new_tokens: int = Field(128, ge=1, description="Default and upper limit of generated tokens.")
-    temperature: float = Field(0.7, ge=0, description="Default sampling temperature (spec 10.3.2).")
-    top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling (spec 10.3.2).")
-    top_k: int = Field(50, ge=0, description="Default top-k sampling (spec 10.3.2).")
-    repetition_penalty: float = Field(1.1, gt=0, description="Default repetition penalty (spec 10.3.2).")
+    max_new_tokens: MaxTokens = Field(128, description="Default and upper limit of generated tokens.")
+    temperature: Temperature = Field(0.7, description="Default sampling temperature, 0–2; 0 is greedy "
+                                     "(spec 10.3.2).")
+    top_p: TopP = Field(0.9, description="Default nucleus sampling, in (0, 1] (spec 10.3.2).")
+    top_k: TopK = Field(50, description="Default top-k sampling; 0 is off (spec 10.3.2).")
+    repetition_penalty: RepetitionPenalty = Field(1.1, description="Default repetition penalty, 0.01–10 "
+                                                  "(spec 10.3.2).")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest accepted HTTP request body.")
+    body_timeout_s: float = Field(10.0, gt=0, le=600, description="Seconds a client has to send a whole request "
+                                  "body; a slower or truncated one is answered 408.")
     max_prompt_chars: int = Field(8000, ge=1, description="Longest accepted prompt (all messages together).")
+    leaderboard_max_rounds: int = Field(1000, ge=1, description="Most bootstrap resamples a leaderboard request "
+                                        "may ask for (`rounds`); more is refused with 400.")
 
 
 class LoopSettings(_Section):
@@ -91,12 +119,51 @@ class LoopSettings(_Section):
                                      "DPO runs, e.g. pref_ftx=1.0 or max_steps=80.")
 
 
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_PASSWORD_HASH = re.compile(r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+")
+_ORIGIN = re.compile(r"https?://[^/\s?#@]+")
+
+
+class AuthSettings(_Section):
+    users: dict[str, str] = Field({}, description="Users who may sign in besides `admin` (whose password is the "
+                                  "workspace's admin token, .llmops/admin_token): user name → password hash, "
+                                  "written by `llmops auth add-user NAME`.")
+    open_arena: bool = Field(False, description="Arena battles and votes need no sign-in: the HTTP routes are "
+                             "open and the voters' page is served at /arena (the rest of the UI still needs it).")
+    allowed_origins: list[str] = Field([], description="Origins (scheme://host[:port]) besides the gateway's own "
+                                       "that a browser may call the UI, /arena and the admin routes from; "
+                                       "behind a TLS proxy add the public https:// origin.")
+
+    @field_validator("users")
+    @classmethod
+    def _check_users(cls, users: dict[str, str]) -> dict[str, str]:
+        for name, encoded in users.items():
+            if name == "admin" or not _USER_NAME.fullmatch(name):
+                raise ValueError(f"user {name!r}: expected 1–64 letters, digits, '_', '.', '@' or '-' "
+                                 "(and not 'admin', whose password is the admin token)")
+            if not _PASSWORD_HASH.fullmatch(encoded):
+                raise ValueError(f"user {name!r}: not a password hash (write one with `llmops auth add-user`)")
+        return users
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r}: expected scheme://host[:port], e.g. https://llm.example.com")
+        return [origin.lower() for origin in origins]
+
+
 class Settings(_Section):
     database_url: str = Field("", description="SQLAlchemy URL of the store; empty means the workspace's SQLite.")
+    database_busy_timeout_s: float = Field(30.0, gt=0, le=600, description="SQLite: seconds a statement waits "
+                                           "for another connection's lock before failing (the gateway then "
+                                           "answers 503 with Retry-After).")
     data: DataSettings = DataSettings()
     train: TrainSettings = TrainSettings()
     serve: ServeSettings = ServeSettings()
     loop: LoopSettings = LoopSettings()
+    auth: AuthSettings = AuthSettings()
 
 
 def _describe(error: ValidationError, source: str) -> LLMOpsError:
@@ -108,15 +175,32 @@ def _describe(error: ValidationError, source: str) -> LLMOpsError:
     return LLMOpsError("\n".join(problems))
 
 
+def updated(section: SectionT, source: str, **values: Any) -> SectionT:
+    """A copy of a settings section with `values` (None: keep the setting) checked like the settings file's;
+    problems name `source` and the field."""
+    given = {key: value for key, value in values.items() if value is not None}
+    try:
+        return type(section).model_validate({**section.model_dump(), **given})
+    except ValidationError as exc:
+        raise _describe(exc, source) from exc
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """`text` quoted for an error message, cut to `limit` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`a.b=value` → (["a", "b"], value parsed as YAML scalar or list)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise LLMOpsError(f"override {text!r}: expected key.sub=value")
+        raise LLMOpsError(f"override {_shown(text)}: expected key.sub=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise LLMOpsError(f"override {text!r}: value is not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise LLMOpsError(f"override {_shown(text)}: value is not valid YAML: nested too deeply") from exc
+    except yaml.YAMLError as exc:
+        raise LLMOpsError(f"override {_shown(text)}: value is not valid YAML: {exc}") from exc
     return key.strip().split("."), value
 
 
@@ -138,9 +222,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def read_settings_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
+    text = read_text_file(path, what="settings file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raw = yaml.safe_load(text)
+    except RecursionError as exc:
+        raise LLMOpsError(f"{path}: not valid YAML: nested too deeply") from exc
+    except yaml.YAMLError as exc:
         raise LLMOpsError(f"{path}: not valid YAML: {exc}") from exc
     if raw is None:
         return {}
@@ -152,11 +239,15 @@ def read_settings_file(path: Path) -> dict[str, Any]:
 def load_settings(path: Path | None = None, overrides: list[str] | None = None) -> Settings:
     """Settings from a YAML file (missing file = defaults) with `key.sub=value` overrides applied."""
     raw = read_settings_file(path) if path else {}
-    merged = apply_overrides(raw, overrides or [])
+    return parse_settings(apply_overrides(raw, overrides or []), str(path) if path else "settings")
+
+
+def parse_settings(raw: dict[str, Any], source: str) -> Settings:
+    """Validate a mapping of settings; problems name `source` and the dotted key."""
     try:
-        return Settings.model_validate(merged)
+        return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise _describe(exc, str(path) if path else "settings") from exc
+        raise _describe(exc, source) from exc
 
 
 def settings_yaml(settings: Settings) -> str:

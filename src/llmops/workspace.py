@@ -11,7 +11,10 @@
   runs/                          one folder per training run (log, settings)
   models/                        merged models (llamafactory-cli export)
   reports/                       evaluation and demo reports
+  documents/                     domain documents (uploads/ from the UI, preset/ of the demo)
 ```
+
+Paths that come from the network are confined to one of these folders with `Workspace.confine`.
 """
 
 import secrets
@@ -70,8 +73,27 @@ class Workspace:
         return self.root / "reports"
 
     @property
+    def documents_dir(self) -> Path:
+        return self.root / "documents"
+
+    @property
     def token_path(self) -> Path:
         return self.root / TOKEN_FILE
+
+    def confine(self, path: Path | str, folder: Path) -> Path:
+        """`path` (relative to `folder`, or absolute) with `..` and symlinks resolved; LLMOpsError when the
+        result is not inside `folder` (which must lie in the workspace)."""
+        root = self.root.resolve()
+        inside = folder.resolve()
+        if not inside.is_relative_to(root):
+            raise LLMOpsError(f"{folder}: not a folder of the workspace {root}")
+        try:
+            resolved = (inside / path).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise LLMOpsError(f"{path}: not a usable path: {exc}") from exc
+        if not resolved.is_relative_to(inside):
+            raise LLMOpsError(f"{path}: must stay inside {inside}")
+        return resolved
 
     def stage_data_dir(self, stage: str) -> Path:
         return self.data_dir / stage
@@ -86,7 +108,7 @@ class Workspace:
 
     @cached_property
     def engine(self) -> Engine:
-        return db.connect(self.database_url)
+        return db.connect(self.database_url, self.settings.database_busy_timeout_s)
 
     def admin_token(self) -> str:
         return self.token_path.read_text(encoding="utf-8").strip()
@@ -103,8 +125,11 @@ def init_workspace(root: Path) -> Workspace:
     if root.exists() and not root.is_dir():
         raise LLMOpsError(f"{root}: exists and is not a folder")
     workspace = Workspace(root)
-    for folder in workspace.folders():
-        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        for folder in workspace.folders():
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LLMOpsError(f"{root}: cannot create the workspace: {exc.strerror or exc}") from exc
     if not workspace.dataset_info_path.exists():
         write_text_atomic(workspace.dataset_info_path, "{}\n")
     if not workspace.settings_path.exists():

@@ -1,13 +1,13 @@
 """The web UI in a real browser: Playwright drives Debian's Chromium against the gateway (API + UI) started
 by the test on 127.0.0.1. Arena: ask, get two answers, vote, see the vote counted. Train: generate an SFT
-config and see its YAML; start a run of the tiny model, reload the page and follow the same run until it
-succeeds. Screenshots go to pytest's tmp dir (and to $LLMOPS_TEST_ARTIFACTS when set)."""
+config of the registered dataset and see its YAML; start a run of the registered tiny model, reload the page
+and follow the same run until it succeeds. Screenshots go to pytest's tmp dir (and to $LLMOPS_TEST_ARTIFACTS
+when set)."""
 
 import os
 import re
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,9 +31,9 @@ RUN_MS = 300_000
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    """Debian's Chromium, installed with apt-get when missing (CI runs as root)."""
+    """Debian's Chromium; .ci/run installs it before `make test`."""
     if not CHROMIUM.exists():
-        subprocess.run("apt-get update && apt-get install -y chromium", shell=True, check=True)
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install chromium`")
     return CHROMIUM
 
 
@@ -68,6 +68,24 @@ def server_url(arena_workspace: Workspace) -> Iterator[str]:
     thread.join(timeout=30)
 
 
+@pytest.fixture
+def admin_token(arena_workspace: Workspace) -> str:
+    return arena_workspace.admin_token()
+
+
+def sign_in(page: Page, server_url: str, token: str, folder: Path) -> None:
+    """Open the UI and sign in through Gradio's login form as `admin` with the workspace's admin token."""
+    page.goto(f"{server_url}/ui/")
+    for password in ("not the token", token):  # the form is emptied after a refusal
+        page.get_by_label("username").fill("admin")
+        page.get_by_label("password").fill(password)
+        page.get_by_role("button", name="Login").click()
+        if password != token:
+            expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=WAIT_MS)
+            shot(page, folder, "sign_in_refused")
+    expect(page.locator("#signed-in")).to_contain_text("signed in as admin", timeout=WAIT_MS)
+
+
 def shot(page: Page, folder: Path, name: str) -> None:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -78,12 +96,13 @@ def shot(page: Page, folder: Path, name: str) -> None:
 
 
 @pytest.mark.e2e
-def test_arena_vote_and_sft_config_in_browser(chromium: Path, server_url: str, tmp_path: Path) -> None:
+def test_arena_vote_and_sft_config_in_browser(chromium: Path, server_url: str, admin_token: str, sft_dataset: str,
+                                              tmp_path: Path) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{server_url}/ui/")
+            sign_in(page, server_url, admin_token, tmp_path)
             page.get_by_role("tab", name="A/B arena").click()
             expect(page.locator("#arena-votes input")).to_have_value("0", timeout=WAIT_MS)
             page.locator("#arena-question textarea").fill("How do I charge the Bluetooth earbuds?")
@@ -101,6 +120,7 @@ def test_arena_vote_and_sft_config_in_browser(chromium: Path, server_url: str, t
 
             page.get_by_role("tab", name="Train", exact=True).click()
             page.get_by_role("tab", name="SFT", exact=True).click()
+            expect(page.locator("#sft-dataset input")).to_have_value(sft_dataset, timeout=WAIT_MS)
             page.locator("#generate-sft").click()
             expect(page.locator("#config-yaml")).to_contain_text("stage: sft", timeout=WAIT_MS)
             expect(page.locator("#config-path textarea")).to_have_value(
@@ -112,6 +132,10 @@ def test_arena_vote_and_sft_config_in_browser(chromium: Path, server_url: str, t
             expect(page.locator("#monitor-table")).to_contain_text("chat-v1.0")
             page.get_by_role("tab", name="Models & rollout", exact=True).click()
             expect(page.locator("#models-table")).to_contain_text("chat-v1.0")
+            page.get_by_role("link", name="sign out").click()
+            expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=WAIT_MS)
+            page.reload()
+            expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=WAIT_MS)
         finally:
             browser.close()
 
@@ -125,20 +149,22 @@ def sft_dataset(arena_workspace: Workspace, tiny_model_texts: list[str]) -> str:
 
 
 @pytest.mark.e2e
-def test_train_sft_from_the_browser_survives_a_reload(chromium: Path, server_url: str, tiny_model_dir: Path,
-                                                      sft_dataset: str, tmp_path: Path) -> None:
+def test_train_sft_from_the_browser_survives_a_reload(chromium: Path, server_url: str, admin_token: str,
+                                                      tiny_model_dir: Path, sft_dataset: str, tmp_path: Path) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{server_url}/ui/")
+            sign_in(page, server_url, admin_token, tmp_path)
             page.get_by_role("tab", name="Train", exact=True).click()
             page.get_by_role("tab", name="SFT", exact=True).click()
-            page.locator("#sft-model_name textarea").fill(str(tiny_model_dir))
-            page.locator("#sft-dataset textarea").fill(sft_dataset)
+            expect(page.locator("#sft-dataset input")).to_have_value(sft_dataset, timeout=60_000)
+            page.locator("#sft-model input").click()
+            page.get_by_role("option", name="chat-v1.0 (sft)").click()
             page.locator("#overrides-sft textarea").fill("max_steps=3\nlogging_steps=1\nper_device_train_batch_size=2")
             page.locator("#generate-sft").click()
             expect(page.locator("#config-yaml")).to_contain_text("max_steps: 3", timeout=60_000)
+            expect(page.locator("#config-yaml")).to_contain_text(str(tiny_model_dir))
             page.get_by_role("button", name="Start training").click()
             run_id = page.locator("#run-id textarea")
             expect(run_id).to_have_value(re.compile(r"^sft-"), timeout=60_000)

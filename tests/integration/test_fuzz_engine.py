@@ -19,11 +19,16 @@ from llmops.workspace import Workspace, open_workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
+TOP_K_OVER_VOCAB = 100_000  # within the request cap, above any tiny model's vocabulary
 SAMPLING: list[dict[str, Any]] = [
     {"temperature": 0}, {"temperature": 1e-30}, {"temperature": 1e-8}, {"temperature": 2},
-    {"top_p": 1e-9}, {"top_p": 1}, {"top_k": 0}, {"top_k": 1}, {"top_k": 10**9},
-    {"repetition_penalty": 1e-3}, {"repetition_penalty": 10}, {"max_tokens": 1}, {"max_tokens": 16},
+    {"top_p": 1e-9}, {"top_p": 1}, {"top_k": 0}, {"top_k": 1}, {"top_k": 500},
+    {"repetition_penalty": 0.01}, {"repetition_penalty": 10}, {"max_tokens": 1}, {"max_tokens": 16},
     {"temperature": 1e-30, "top_p": 1e-9, "top_k": 1, "repetition_penalty": 10},
+]
+OUT_OF_RANGE: list[dict[str, Any]] = [  # refused with a 4xx naming the field, never decoded
+    {"top_k": TOP_K_OVER_VOCAB}, {"top_k": 10**9}, {"repetition_penalty": 1e-3}, {"repetition_penalty": 1e-300},
+    {"temperature": 2.5},
 ]
 PROMPTS: list[list[dict[str, str]]] = [
     [{"role": "user", "content": ""}], [{"role": "user", "content": " \n\t"}],
@@ -45,7 +50,8 @@ async def client(workspace: Workspace, tiny_model_dir: Path) -> AsyncIterator[ht
     registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model=str(tiny_model_dir),
                               path=str(tiny_model_dir), merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
-    ws = open_workspace(workspace.root, ["serve.max_new_tokens=16", "serve.max_prompt_chars=2000"])
+    ws = open_workspace(workspace.root, ["serve.max_new_tokens=16", "serve.max_prompt_chars=2000",
+                                         "auth.open_arena=true"])
     engine = InferenceModel(max_batch_size=8)
     app = create_app(ws, engine=engine, ui=False)
     transport = httpx.ASGITransport(app=app)
@@ -63,7 +69,8 @@ def _logged(workspace: Workspace) -> int:
 
 
 async def test_edge_sampling_and_odd_prompts_never_500(client: httpx.AsyncClient, workspace: Workspace) -> None:
-    bodies = [{"messages": [{"role": "user", "content": "How do I charge the earbuds?"}], **s} for s in SAMPLING]
+    question = [{"role": "user", "content": "How do I charge the earbuds?"}]
+    bodies = [{"messages": question, **s} for s in SAMPLING + OUT_OF_RANGE]
     bodies += [{"messages": messages, "max_tokens": 8} for messages in PROMPTS]
     statuses: Counter[int] = Counter()
     for body in bodies:
@@ -90,3 +97,7 @@ async def test_battles_with_edge_sampling(client: httpx.AsyncClient, workspace: 
         assert response.status_code == 200, (sampling, response.text[:300])
         vote = await client.post(f"/v1/arena/battles/{response.json()['id']}/vote", json={"vote": "tie"})
         assert vote.status_code == 200
+    for sampling in OUT_OF_RANGE:
+        response = await client.post("/v1/arena/battles", json={"prompt": "Which lamp?", **sampling})
+        assert response.status_code in (400, 422), (sampling, response.text[:300])
+        assert next(iter(sampling)) in response.json()["error"]["message"]

@@ -13,7 +13,7 @@ from llmops import db
 from llmops.data.preferences import export_preferences
 from llmops.models import registry
 from llmops.serve.gateway import create_app
-from llmops.workspace import Workspace
+from llmops.workspace import Workspace, open_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def test_battle_vote_round_trip_lands_in_prefs_export(workspace: Workspace, tiny
     torch.manual_seed(0)
 
     async def round_trip() -> tuple[dict[str, str], httpx.Response, httpx.Response]:
-        app = create_app(workspace, ui=False)
+        app = create_app(open_workspace(workspace.root, ["auth.open_arena=true"]), ui=False)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=60) as client:

@@ -22,6 +22,7 @@ from llmops.workspace import Workspace
 pytestmark = pytest.mark.integration
 BATTLES, CLIENTS, KILL_AFTER = 1000, 16, 600
 CHOICES = ("a", "b", "tie", "both_bad")
+OPEN_ARENA = ["auth.open_arena=true"]  # the clients vote as the public does, without signing in
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_acknowledged_votes_survive_kill_9(workspace: Workspace, battles: list[s
     log_path = tmp_path / "server.log"
     jobs = [(battle_id, CHOICES[i % 4]) for i, battle_id in enumerate(battles)]
     acked: dict[str, str] = {}
-    server = GatewayProcess(workspace.root, log_path)
+    server = GatewayProcess(workspace.root, log_path, OPEN_ARENA)
     run_clients(server.url, jobs, acked, kill=server)
     acked_before_kill = dict(acked)
     assert KILL_AFTER <= len(acked_before_kill) < BATTLES
@@ -75,7 +76,7 @@ def test_acknowledged_votes_survive_kill_9(workspace: Workspace, battles: list[s
     with sqlite3.connect(workspace.root / "llmops.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
-    restarted = GatewayProcess(workspace.root, log_path)
+    restarted = GatewayProcess(workspace.root, log_path, OPEN_ARENA)
     try:
         run_clients(restarted.url, [job for job in jobs if job[0] not in acked], acked, kill=None)
     finally:

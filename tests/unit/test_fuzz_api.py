@@ -65,7 +65,8 @@ async def client(workspace: Workspace) -> AsyncIterator[httpx.AsyncClient]:
         registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="base",
                                   path="/nonexistent", merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
-    small = open_workspace(workspace.root, ["serve.max_body_bytes=8192", "serve.max_prompt_chars=2000"])
+    small = open_workspace(workspace.root, ["serve.max_body_bytes=8192", "serve.max_prompt_chars=2000",
+                                            "auth.open_arena=true"])
     app = create_app(small, backends={"chat-v1.0": Echo(), "chat-v2.0": Echo()}, ui=False)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://g") as http:

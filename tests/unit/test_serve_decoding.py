@@ -58,7 +58,7 @@ def test_greedy_rows_take_the_penalised_argmax_and_sampled_rows_stay_in_their_to
     seen = torch.tensor([[True, False, False, False]] * 4)
     rows = RowSampling.of([Sampling(temperature=0, repetition_penalty=1.2),  # 2.0 / 1.2 < 1.9
                            Sampling(temperature=0, repetition_penalty=1.0),
-                           Sampling(temperature=5.0, top_k=2, top_p=1.0, repetition_penalty=1.0),
+                           Sampling(temperature=2.0, top_k=2, top_p=1.0, repetition_penalty=1.0),
                            Sampling(temperature=1.0, top_k=0, top_p=1e-6, repetition_penalty=1.0)])
     assert penalize(logits, seen, rows.penalty)[0, 0] == 2.0 / 1.2
     draws = torch.stack([next_tokens(logits, seen, rows) for _ in range(300)])

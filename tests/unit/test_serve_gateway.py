@@ -15,7 +15,7 @@ from llmops.data.preferences import export_preferences
 from llmops.models import registry
 from llmops.serve.gateway import create_app
 from llmops.serve.types import BackendError, Chunk, Completion, Message, Sampling
-from llmops.workspace import Workspace
+from llmops.workspace import Workspace, open_workspace
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,8 @@ async def client(workspace: Workspace, backend: EchoBackend) -> AsyncIterator[ht
         registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="base",
                                   path="/nonexistent", merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
-    app = create_app(workspace, backends={"chat-v1.0": backend, "chat-v2.0": backend}, ui=False)
+    public = open_workspace(workspace.root, ["auth.open_arena=true"])  # the arena's voters need no sign-in
+    app = create_app(public, backends={"chat-v1.0": backend, "chat-v2.0": backend}, ui=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
@@ -142,7 +143,10 @@ async def test_feedback_on_a_completion(client: httpx.AsyncClient) -> None:
     assert (await client.post("/v1/feedback", json={"completion_id": "nope", "score": "up"})).status_code == 404
     assert (await client.post("/v1/feedback", json={"completion_id": completion["id"], "score": 3})).status_code == 422
     metrics = (await client.get("/v1/metrics")).json()["models"]
-    assert metrics[0]["feedback_score"] == pytest.approx(-1 / 3)
+    assert metrics[0]["feedback_score"] == -1.0  # one user's thumbs: the last one counts
+    other = await client.post("/v1/feedback", json={"completion_id": completion["id"], "score": "up", "user": "u2"})
+    assert other.status_code == 200
+    assert (await client.get("/v1/metrics")).json()["models"][0]["feedback_score"] == 0.0
 
 
 async def test_battle_vote_lands_one_pair_and_votes_once(client: httpx.AsyncClient, workspace: Workspace) -> None:

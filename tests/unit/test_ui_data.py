@@ -12,9 +12,10 @@ from llmops.workspace import Workspace
 def test_preset_documents_become_a_registered_corpus(workspace: Workspace, tiny_model_dir: Path) -> None:
     paths, status = data_tab.load_preset(workspace)
     files = paths.splitlines()
-    assert files and all(Path(f).parent == data_tab.preset_folder(workspace) for f in files)
+    assert files and all((workspace.documents_dir / f).parent == data_tab.preset_folder(workspace) for f in files)
     assert status == f"loaded {len(files)} preset documents"
-    report = data_tab.save_corpus(workspace, paths, str(tiny_model_dir), 64, 0, 0.8)
+    workspace = Workspace(workspace.root, (f"data.tokenizer={tiny_model_dir}",))
+    report = data_tab.save_corpus(workspace, paths, 64, 0, 0.8)
     assert report.startswith("✅"), report
     [corpus] = [d for d in list_datasets(workspace) if d.kind == "pt"]
     assert corpus.name in report and f"chunks: {corpus.rows}," in report
@@ -22,14 +23,13 @@ def test_preset_documents_become_a_registered_corpus(workspace: Workspace, tiny_
 
 
 def test_corpus_errors_are_shown_not_raised(workspace: Workspace) -> None:
-    assert data_tab.save_corpus(workspace, "  \n", "x", 64, 0, 0.8).startswith("❌ documents:")
-    missing = workspace.root / "missing.txt"
-    assert data_tab.save_corpus(workspace, str(missing), "x", 64, 0, 0.8).startswith("❌")
+    assert data_tab.save_corpus(workspace, "  \n", 64, 0, 0.8).startswith("❌ documents:")
+    assert data_tab.save_corpus(workspace, "missing.txt", 64, 0, 0.8).startswith("❌")
     assert list_datasets(workspace) == []
 
 
 def test_template_instructions_are_saved_and_previewed(workspace: Workspace) -> None:
-    table, status = instructions_panel.generate(workspace, 12, "template", "", "", "")
+    table, status = instructions_panel.generate(workspace, 12, "template")
     assert status.startswith("✅ 12 samples saved"), status
     [dataset] = [d for d in list_datasets(workspace) if d.kind == "sft"]
     saved = json.loads((workspace.data_dir / dataset.file_name).read_text(encoding="utf-8"))
@@ -37,9 +37,10 @@ def test_template_instructions_are_saved_and_previewed(workspace: Workspace) -> 
     assert table["user"].tolist() == [s["messages"][-2]["content"] for s in saved]
 
 
-def test_llm_mode_needs_an_endpoint(workspace: Workspace) -> None:
-    table, status = instructions_panel.generate(workspace, 5, "llm", "", "", "")
-    assert table.empty and status.startswith("❌ LLM mode")
+def test_llm_mode_needs_an_endpoint_in_the_settings(workspace: Workspace) -> None:
+    table, status = instructions_panel.generate(workspace, 5, "llm")
+    assert table.empty and status.startswith("❌ Self-Instruct LLM mode: set data.llm_base_url")
+    assert "not configured" in instructions_panel.endpoint_text(workspace)
 
 
 def test_preference_export_and_validation(workspace: Workspace) -> None:

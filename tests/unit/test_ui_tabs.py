@@ -14,13 +14,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from llmops import db
-from llmops.data.preferences import PreferenceCollector
+from llmops.data.preferences import PreferenceCollector, export_preferences
 from llmops.data.registry import publish_dataset
 from llmops.errors import LLMOpsError
 from llmops.loop.rollout import start_rollout
 from llmops.models import registry
 from llmops.serve.gateway import create_app
 from llmops.train import runs
+from llmops.train.configs import check_network_value
+from llmops.train.network import BASE_MODEL, default_hyperparameters
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.ui import monitor_tab, train_forms, train_tab
 from llmops.ui.app import assemble
@@ -99,26 +101,65 @@ def test_request_series_buckets_requests_per_version(workspace: Workspace) -> No
     assert monitor_tab.request_series(workspace, since=2000.0).empty
 
 
-def test_sft_form_writes_the_spec_config_with_overrides(workspace: Workspace) -> None:
+def _sent_by_browser(widget: gr.components.Component) -> Any:
+    """What Gradio's browser code sends for a widget left as rendered: an empty gr.Number without a placeholder
+    shows and sends 0 (gradio/_frontend_code/number/Index.svelte), any other widget its value."""
+    if isinstance(widget, gr.Number) and widget.value is None and not widget.placeholder:
+        return 0
+    return widget.value
+
+
+def _form_values(form: train_forms.Form, overrides: str) -> tuple[Any, ...]:
+    """What the Generate button hands the handler when nothing was changed but the overrides."""
+    return (*(widget.preprocess(_sent_by_browser(widget)) for widget in form.inputs[:-1]), overrides)
+
+
+@pytest.mark.parametrize("stage", list(train_forms.STAGES))
+def test_every_train_form_default_is_accepted_by_its_own_field(workspace: Workspace, stage: str) -> None:
     with gr.Blocks():
-        form = train_forms.render_form("SFT", train_forms.workspace_defaults(workspace))
-    values = tuple(field.value for field in form.fields)
-    path, text, notes = train_forms.generate(workspace, form, values, "max_steps=5\n")
+        form = train_forms.render_form(workspace, stage)
+    for name, widget in zip(form.names, form.fields, strict=True):
+        sent = _sent_by_browser(widget)
+        value = widget.preprocess(sent)  # gradio.Error when outside minimum/maximum or the choices
+        if isinstance(widget, gr.Dropdown):
+            assert sent in [choice for _, choice in widget.choices], name
+        if value is not None and value != "":
+            assert check_network_value(train_forms.STAGES[stage], name, value) == value, name
+        assert value == default_hyperparameters(train_forms.STAGES[stage])[name], name
+
+
+def test_sft_form_writes_the_spec_config_with_overrides(workspace: Workspace) -> None:
+    _fill(workspace)
+    with gr.Blocks():
+        form = train_forms.render_form(workspace, "SFT")
+    assert form.dataset.value == "sft_small" and form.model.value == BASE_MODEL
+    path, text, notes = train_forms.generate(workspace, form, _form_values(form, "max_steps=5\n"))
     config = yaml.safe_load(text)
     assert Path(path).parent == workspace.configs_dir and yaml.safe_load(Path(path).read_text()) == config
     assert config["stage"] == "sft" and config["learning_rate"] == pytest.approx(5e-5)
     assert config["num_train_epochs"] == 3 and isinstance(config["num_train_epochs"], int)
     assert config["max_steps"] == 5 and config["template"] == workspace.settings.train.template
+    assert config["dataset"] == "sft_small" and config["model_name_or_path"] == workspace.settings.train.base_model
+    assert Path(config["output_dir"]).parent == (workspace.checkpoints_dir / "sft").resolve()
+    assert config["trust_remote_code"] is False
     assert config["fp16"] is False and "fp16" in notes
 
 
-def test_dpo_form_without_adapter_trains_a_new_lora(workspace: Workspace) -> None:
+def test_dpo_form_trains_a_new_lora_on_a_registered_version(workspace: Workspace, tmp_path: Path) -> None:
+    merged = tmp_path / "chat-v1.0"
+    merged.mkdir()
+    version = registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="tiny-base",
+                                        path=str(merged), merged=True)
+    PreferenceCollector(workspace).collect_preference("q", "good", "bad", "A")
+    export_preferences(workspace)
     with gr.Blocks():
-        form = train_forms.render_form("DPO", {})
-    values = tuple("" if name == "adapter_path" else field.value for name, field in zip(form.names, form.fields,
-                                                                                         strict=True))
-    config = yaml.safe_load(train_forms.generate(workspace, form, values, "")[1])
+        form = train_forms.render_form(workspace, "DPO")
+    assert form.dataset.value == "prefs" and (f"{version.name} (sft)", version.name) in form.model.choices
+    values = list(_form_values(form, ""))
+    values[1] = version.name
+    config = yaml.safe_load(train_forms.generate(workspace, form, tuple(values))[1])
     assert "adapter_name_or_path" not in config and config["pref_beta"] == pytest.approx(0.1)
+    assert config["model_name_or_path"] == str(merged) and config["dataset"] == "prefs"
 
 
 def test_page_load_selects_the_running_run(workspace: Workspace) -> None:

@@ -1,5 +1,6 @@
 """`llmops data …`: Data: domain corpus (CPT), Self-Instruct (SFT), preferences (DPO), dataset registry."""
 
+import math
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +14,9 @@ from llmops.commands.common import SetOption, WorkspaceOption, console, workspac
 from llmops.data.corpus import build_corpus
 from llmops.data.formats import convert_file, validate_file
 from llmops.data.preferences import export_preferences, pair_stats
-from llmops.data.registry import get_dataset, list_datasets, read_dataset_info, validate_dataset
+from llmops.data.registry import get_dataset, list_datasets, names_a_file, read_dataset_info, validate_registered
 from llmops.data.self_instruct import generate_sft_dataset
-from llmops.data.self_instruct_llm import LLMEndpoint
+from llmops.data.self_instruct_llm import settings_endpoint
 from llmops.demo.preset import copy_preset_documents
 from llmops.errors import LLMOpsError
 
@@ -37,9 +38,13 @@ def _since(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise LLMOpsError(f"--since {value!r}: expected a finite Unix timestamp or an ISO date")
+        return seconds
     try:
         return datetime.fromisoformat(value).timestamp()
     except ValueError as exc:
@@ -74,21 +79,24 @@ def corpus(
 def preset(workspace: WorkspaceOption = Path(".")) -> None:
     """Copy the bundled preset documents of the demo shop into <workspace>/documents/preset/."""
     ws = workspace_from(workspace)
-    copies = copy_preset_documents(ws.root / "documents" / "preset")
-    console.print(f"[green]copied[/green] {len(copies)} documents to {ws.root / 'documents' / 'preset'}")
+    copies = copy_preset_documents(ws.documents_dir / "preset")
+    console.print(f"[green]copied[/green] {len(copies)} documents to {ws.documents_dir / 'preset'}")
 
 
 @app.command("self-instruct")
 def self_instruct(
     documents: Annotated[list[Path] | None, typer.Argument(help="Documents (default: <workspace>/documents, "
                                                             "else the preset).")] = None,
-    num: Annotated[int | None, typer.Option("--num", "-n", help="How many (default: data.num_instructions).")] = None,
+    num: Annotated[int | None, typer.Option("--num", "-n", min=1,
+                                            help="How many (default: data.num_instructions).")] = None,
     llm: Annotated[bool, typer.Option("--llm/--template", help="LLM bootstrap or template mode.")] = False,
-    base_url: Annotated[str, typer.Option(help="LLM mode: OpenAI-compatible base URL.")] = "",
-    model: Annotated[str, typer.Option(help="LLM mode: model name.")] = "",
-    api_key: Annotated[str, typer.Option(envvar="OPENAI_API_KEY", help="LLM mode: API key.")] = "EMPTY",
+    base_url: Annotated[str, typer.Option(help="LLM mode: OpenAI-compatible base URL (default: "
+                                          "data.llm_base_url).")] = "",
+    model: Annotated[str, typer.Option(help="LLM mode: model name (default: data.llm_model).")] = "",
+    api_key: Annotated[str, typer.Option(help="LLM mode: API key (default: the environment variable named by "
+                                         "data.llm_api_key_env, else EMPTY).")] = "",
     timeout: Annotated[float, typer.Option(help="LLM mode: seconds per request.")] = 60.0,
-    retries: Annotated[int, typer.Option(help="LLM mode: retries per request.")] = 3,
+    retries: Annotated[int, typer.Option(min=0, help="LLM mode: retries per request.")] = 3,
     seed_tasks: Annotated[Path | None, typer.Option(help="Seed tasks jsonl (default: the preset's).")] = None,
     closing_rate: Annotated[float | None, typer.Option(help="Share of answers ending with a polite closing "
                                                        "(default: data.closing_rate).")] = None,
@@ -98,9 +106,7 @@ def self_instruct(
 ) -> None:
     """Self-Instruct SFT data (messages format) in data/llmops/sft/ (registered)."""
     ws = workspace_from(workspace, overrides)
-    if llm and not (base_url and model):
-        raise LLMOpsError("--llm needs --base-url and --model")
-    endpoint = LLMEndpoint(base_url, model, api_key, timeout, retries) if llm else None
+    endpoint = settings_endpoint(ws.settings.data, base_url, model, api_key, timeout, retries) if llm else None
     with _progress() as progress:
         report = generate_sft_dataset(ws, num, use_mock=not llm, documents=documents, seed_tasks=seed_tasks,
                                       endpoint=endpoint, closing_rate=closing_rate, seed=seed, progress=progress)
@@ -171,9 +177,10 @@ def validate(
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Check a dataset against its format; errors as file:line: field: problem (exit 1 if any)."""
-    path = Path(target)
-    is_file = path.suffix in (".json", ".jsonl") and path.is_file()
-    report = validate_file(path) if is_file else validate_dataset(workspace_from(workspace), target)
+    if names_a_file(target):
+        report = validate_file(Path(target))
+    else:
+        report = validate_registered(workspace_from(workspace), target)
     for error in report.errors:
         console.print(f"[red]{error}[/red]", highlight=False, soft_wrap=True)
     if not report.ok:

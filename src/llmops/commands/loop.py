@@ -48,7 +48,8 @@ def run(
     workspace: WorkspaceOption = Path("."),
     overrides: SetOption = None,
     every: Annotated[str, typer.Option(help="Time between ticks: 30s, 10m, 2h …")] = "10m",
-    ticks: Annotated[int | None, typer.Option(help="Stop after this many ticks (default: run until Ctrl-C).")] = None,
+    ticks: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks (default: run until "
+                                              "Ctrl-C).")] = None,
 ) -> None:
     """Tick on a schedule. State lives in the database, so a restarted loop resumes where it stopped."""
     ws = workspace_from(workspace, overrides)

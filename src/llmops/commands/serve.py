@@ -4,10 +4,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
 from llmops.serve.gateway import create_app
+from llmops.serve.server import GatewayServer
+from llmops.settings import updated
 
 
 def serve(
@@ -16,9 +17,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: serve.port, 8000).")] = None,
     overrides: SetOption = None,
 ) -> None:
-    """Run the gateway: OpenAI API at /v1, arena at /v1/arena, metrics at /metrics, admin at /v1/admin."""
+    """Run the gateway: OpenAI API at /v1, arena at /v1/arena, metrics at /metrics, admin at /v1/admin, worker
+    health at /health. Exits with code 1 if a background worker dies."""
     ws = workspace_from(workspace, overrides)
-    settings = ws.settings.serve
-    bind_host, bind_port = host or settings.host, port or settings.port
+    settings = updated(ws.settings.serve, "serve", host=host, port=port)
+    bind_host, bind_port = settings.host, settings.port
     console.print(f"[green]gateway[/green] http://{bind_host}:{bind_port}/v1  (workspace {ws.root})")
-    uvicorn.run(create_app(ws), host=bind_host, port=bind_port, log_level="info")
+    GatewayServer(create_app(ws), host=bind_host, port=bind_port).run_gateway()

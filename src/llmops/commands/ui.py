@@ -11,6 +11,8 @@ import uvicorn
 
 from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
 from llmops.serve.gateway import create_app
+from llmops.serve.server import GatewayServer
+from llmops.settings import updated
 from llmops.ui.app import UI_PATH
 
 
@@ -30,11 +32,13 @@ def ui(
 ) -> None:
     """Serve the gateway with the web UI at /ui and open it: Data · Train · A/B arena · Models · Monitor."""
     ws = workspace_from(workspace, overrides)
-    settings = ws.settings.serve
-    bind_host, bind_port = host or settings.host, port or settings.port
+    settings = updated(ws.settings.serve, "ui", host=host, port=port)
+    bind_host, bind_port = settings.host, settings.port
     url = f"http://{bind_host}:{bind_port}{UI_PATH}/"
     console.print(f"[green]web UI[/green] {url}  (API at http://{bind_host}:{bind_port}/v1, workspace {ws.root})")
-    server = uvicorn.Server(uvicorn.Config(create_app(ws), host=bind_host, port=bind_port, log_level="info"))
+    console.print(f"sign in as admin with the token in {ws.token_path}, or a user of `llmops auth list`",
+                  highlight=False)
+    server = GatewayServer(create_app(ws), host=bind_host, port=bind_port)
     if browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
-    server.run()
+    server.run_gateway()

@@ -14,9 +14,10 @@ from rich.progress import Progress
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from llmops.data.chunking import TokenCounter, chunk_text
-from llmops.data.documents import load_documents, normalize_text
+from llmops.data.documents import SUFFIXES, LoadResult, load_documents, normalize_text
 from llmops.data.registry import DatasetRecord, publish_dataset, timestamped_path
 from llmops.errors import LLMOpsError
+from llmops.settings import updated
 from llmops.workspace import Workspace
 
 SHINGLE = 5
@@ -131,21 +132,29 @@ class DomainCorpusProcessor:
         return corpus
 
 
+def _nothing_to_write(loaded: LoadResult) -> LLMOpsError:
+    if not loaded.skipped:
+        return LLMOpsError(f"no text to write: no documents ({', '.join(SUFFIXES)}) in the paths given")
+    return LLMOpsError(f"no text to write: {len(loaded.skipped)} file(s) skipped: " + "; ".join(loaded.skipped))
+
+
 def build_corpus(workspace: Workspace, paths: Sequence[Path], *, tokenizer: str | None = None,
                  chunk_size: int | None = None, chunk_overlap: int | None = None,
                  near_dup_threshold: float | None = None, progress: Progress | None = None) -> CorpusReport:
-    """Read `paths` (files or folders), process them and write + register `cpt/domain_corpus_<ts>.jsonl`."""
-    settings = workspace.settings.data
+    """Read `paths` (files or folders), process them and write + register `cpt/domain_corpus_<ts>.jsonl`.
+    The numbers given replace the `data` settings and are checked like them, before anything is read."""
+    settings = updated(workspace.settings.data, "corpus", chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                       near_dup_threshold=near_dup_threshold)
+    loaded = load_documents(paths, settings.max_file_bytes)
+    if not loaded.documents:
+        raise _nothing_to_write(loaded)
     processor = DomainCorpusProcessor(
-        tokenizer or settings.tokenizer or workspace.settings.train.base_model,
-        chunk_size=chunk_size or settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap if chunk_overlap is None else chunk_overlap,
-        near_dup_threshold=near_dup_threshold or settings.near_dup_threshold,
+        tokenizer or settings.tokenizer or workspace.settings.train.base_model, chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap, near_dup_threshold=settings.near_dup_threshold,
     )
-    loaded = load_documents(paths)
     corpus = processor.process_documents([d.text for d in loaded.documents], progress=progress)
     if not corpus:
-        raise LLMOpsError(f"no text to write: {len(loaded.skipped)} file(s) skipped: " + "; ".join(loaded.skipped))
+        raise _nothing_to_write(loaded)
     path = timestamped_path(workspace, "cpt", "domain_corpus", ".jsonl")
     dataset = publish_dataset(workspace, path.stem, path, corpus, "pt", "text")
     return CorpusReport(path, dataset, processor.stats, loaded.skipped)

@@ -4,7 +4,9 @@ Text is normalised (Unicode NFC, control characters removed, runs of spaces and 
 A file that cannot be read is skipped with its reason (`file:line: problem`), never a traceback.
 """
 
+import io
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -17,6 +19,7 @@ from pypdf.errors import PdfReadError
 
 from llmops.data.formats import decode_file
 from llmops.errors import LLMOpsError, located
+from llmops.fileio import MAX_FILE_BYTES, read_file_bytes
 
 SUFFIXES = (".txt", ".md", ".jsonl", ".html", ".htm", ".pdf")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff\ud800-\udfff]")
@@ -77,16 +80,17 @@ def html_to_text(html: str) -> str:
     return "".join(parser.parts)
 
 
-def _pdf_text(path: Path) -> str:
+def _pdf_text(path: Path, max_bytes: int) -> str:
+    data = read_file_bytes(path, max_bytes)
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(io.BytesIO(data))
         return "\n\n".join(page.extract_text() or "" for page in reader.pages)
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise located(path, None, None, f"unreadable PDF: {exc}") from exc
 
 
-def _jsonl_documents(path: Path, result: LoadResult) -> None:
-    for number, line in enumerate(decode_file(path).splitlines(), start=1):
+def _jsonl_documents(path: Path, result: LoadResult, max_bytes: int) -> None:
+    for number, line in enumerate(decode_file(path, max_bytes).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -112,40 +116,42 @@ def _add(result: LoadResult, source: str, text: str) -> None:
         result.skipped.append(f"{source}: no text after normalisation")
 
 
-def _load_file(path: Path, result: LoadResult) -> None:
+def _load_file(path: Path, result: LoadResult, max_bytes: int) -> None:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        _jsonl_documents(path, result)
+        _jsonl_documents(path, result, max_bytes)
     elif suffix == ".pdf":
-        _add(result, str(path), _pdf_text(path))
+        _add(result, str(path), _pdf_text(path, max_bytes))
     elif suffix in (".html", ".htm"):
-        _add(result, str(path), html_to_text(decode_file(path)))
+        _add(result, str(path), html_to_text(decode_file(path, max_bytes)))
     else:
-        _add(result, str(path), decode_file(path))
+        _add(result, str(path), decode_file(path, max_bytes))
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files given, plus the supported files inside folders (sorted); a missing path is an error."""
+    """Paths given, plus what has a supported suffix inside folders, folders left out (sorted); a missing path is
+    an error. FIFOs, devices and sockets are listed too: reading refuses them (with their reason) unopened."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-        elif path.is_file():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and not p.is_dir())
+        elif os.path.lexists(path):
             files.append(path)
         else:
             raise LLMOpsError(f"{path}: no such file or folder")
     return files
 
 
-def load_documents(paths: Iterable[Path]) -> LoadResult:
-    """Every readable document under `paths`; unreadable or unsupported files are listed in `skipped`."""
+def load_documents(paths: Iterable[Path], max_bytes: int = MAX_FILE_BYTES) -> LoadResult:
+    """Every readable document under `paths`; unreadable, unsupported, special (FIFO, device, socket) and
+    too large (over `max_bytes`) files are listed in `skipped` with their reason."""
     result = LoadResult()
     for path in expand_paths(paths):
         if path.suffix.lower() not in SUFFIXES:
             result.skipped.append(f"{path}: unsupported file type (use {', '.join(SUFFIXES)})")
             continue
         try:
-            _load_file(path, result)
+            _load_file(path, result, max_bytes)
         except LLMOpsError as exc:
             result.skipped.append(str(exc))
     return result

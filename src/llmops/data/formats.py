@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import LLMOpsError, located
-from llmops.fileio import write_json_atomic, write_jsonl_atomic
+from llmops.fileio import MAX_FILE_BYTES, read_text_file, write_json_atomic, write_jsonl_atomic
 
 FORMATS = ("text", "messages", "sharegpt", "alpaca", "ranking", "trl")
 Record = dict[str, Any]
@@ -44,25 +44,18 @@ def _line_of(text: str, index: int) -> int:
     return text.count("\n", 0, index) + 1
 
 
-def decode_file(path: Path) -> str:
-    """The file's text; binary, non-UTF-8 and empty files are errors that name the line."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise located(path, None, None, f"cannot read: {exc.strerror or exc}") from exc
-    if not raw.strip():
+def decode_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The text of a regular file of at most `max_bytes`; FIFOs, devices, binary, non-UTF-8 and empty files are
+    errors that name the file (and the line)."""
+    text = read_text_file(path, max_bytes)
+    if not text.strip():
         raise located(path, 1, None, "empty file")
-    if b"\x00" in raw:
-        raise located(path, raw.count(b"\n", 0, raw.index(b"\x00")) + 1, None, "binary file (NUL byte)")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise located(path, raw.count(b"\n", 0, exc.start) + 1, None, "invalid UTF-8") from exc
+    return text
 
 
-def read_records(path: Path) -> list[tuple[int, Any]]:
+def read_records(path: Path, max_bytes: int = MAX_FILE_BYTES) -> list[tuple[int, Any]]:
     """(line, value) of every record of a `.jsonl` (one per line) or `.json` (an array) file."""
-    text = decode_file(path)
+    text = decode_file(path, max_bytes)
     if path.suffix == ".jsonl":
         return _read_jsonl(path, text)
     return _read_json_array(path, text)
@@ -229,9 +222,10 @@ def validate_data(data: Sequence[Any], fmt: str | None = None) -> bool:
     return all(not record_problems(item, fmt or detect_format(item)) for item in data)
 
 
-def validate_file(path: Path, fmt: str | None = None, max_errors: int = 50) -> ValidationReport:
+def validate_file(path: Path, fmt: str | None = None, max_errors: int = 50,
+                  max_bytes: int = MAX_FILE_BYTES) -> ValidationReport:
     """Check a file against `fmt` (detected from the first record when None); errors as file:line: field."""
-    rows = read_records(path)
+    rows = read_records(path, max_bytes)
     fmt = fmt or detect_format(rows[0][1] if rows else None)
     errors = [] if rows else [str(located(path, 1, None, "no records"))]
     for line, record in rows:
@@ -310,6 +304,8 @@ def convert(records: Iterable[Record], source: str, target: str) -> list[Record]
 
 def convert_file(source: Path, target: Path, to: str, source_format: str | None = None) -> int:
     """Convert a whole file (validated first; errors name file:line) and write `target` atomically."""
+    if target.is_dir():
+        raise located(target, None, None, "is a folder; give the file to write")
     rows = read_records(source)
     fmt = source_format or detect_format(rows[0][1] if rows else None)
     if to not in FORMATS:

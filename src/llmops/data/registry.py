@@ -4,6 +4,7 @@
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from llmops import db
 from llmops.data.formats import FORMATS, ValidationReport, read_records, validate_file
 from llmops.errors import LLMOpsError
-from llmops.fileio import write_json_atomic, write_jsonl_atomic
+from llmops.fileio import MAX_FILE_BYTES, open_regular_file, read_text_file, write_json_atomic, write_jsonl_atomic
 from llmops.settings import save_settings
 from llmops.workspace import Workspace
 
@@ -47,10 +48,9 @@ def check_name(name: str) -> str:
 
 def data_file(workspace: Workspace, file_name: str) -> Path:
     """The absolute path of `file_name` (relative to data/llmops), refusing anything outside that folder."""
-    root = workspace.data_dir.resolve()
-    path = (root / file_name).resolve()
-    if not path.is_relative_to(root) or path == root:
-        raise LLMOpsError(f"{file_name}: dataset files must stay inside {root}")
+    path = workspace.confine(file_name, workspace.data_dir)
+    if path == workspace.data_dir.resolve():
+        raise LLMOpsError(f"{file_name}: dataset files must stay inside {path}")
     return path
 
 
@@ -87,18 +87,19 @@ def read_dataset_info(workspace: Workspace) -> dict[str, Any]:
     path = workspace.dataset_info_path
     if not path.exists():
         return {}
+    text = read_text_file(path, workspace.settings.data.max_file_bytes)
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        info = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise LLMOpsError(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(info, dict):
         raise LLMOpsError(f"{path}: expected a JSON object of datasets")
     return info
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open_regular_file(path, max_bytes) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -121,7 +122,8 @@ def register_dataset(workspace: Workspace, name: str, path: Path, kind: str, fmt
         raise LLMOpsError(f"dataset {name}: kind must be one of {KINDS}, format one of {FORMATS}")
     file_name = data_file(workspace, str(path)).relative_to(workspace.data_dir.resolve()).as_posix()
     absolute = data_file(workspace, file_name)
-    sha, rows = file_sha256(absolute), len(read_records(absolute))
+    limit = workspace.settings.data.max_file_bytes
+    sha, rows = file_sha256(absolute, limit), len(read_records(absolute, limit))
     with workspace.engine.begin() as conn:
         old = conn.execute(select(db.datasets).where(db.datasets.c.name == name)).first()
         version = 1 if old is None else old.version + int(old.sha256 != sha)
@@ -191,16 +193,26 @@ def dataset_path(workspace: Workspace, name: str) -> Path:
     return data_file(workspace, get_dataset(workspace, name).file_name)
 
 
+def names_a_file(target: str) -> bool:
+    """Whether `target` is a .json/.jsonl path (something is there, or it has a folder) rather than a dataset name."""
+    return Path(target).suffix in (".json", ".jsonl") and (os.path.lexists(target) or "/" in target)
+
+
 def validate_dataset(workspace: Workspace, name_or_file: str) -> ValidationReport:
     """Validate a registered dataset against its format, or any file (format detected from its content)."""
-    candidate = Path(name_or_file)
-    if candidate.suffix in (".json", ".jsonl") and candidate.exists():
-        return validate_file(candidate)
-    record = get_dataset(workspace, name_or_file)
+    if names_a_file(name_or_file):
+        return validate_file(Path(name_or_file), max_bytes=workspace.settings.data.max_file_bytes)
+    return validate_registered(workspace, name_or_file)
+
+
+def validate_registered(workspace: Workspace, name: str) -> ValidationReport:
+    """Validate a registered dataset (by name only, never a path) against its format and its sha256."""
+    record = get_dataset(workspace, name)
     path = data_file(workspace, record.file_name)
     if not path.exists():
         raise LLMOpsError(f"dataset {record.name}: file {path} is missing")
-    report = validate_file(path, record.format)
-    if file_sha256(path) != record.sha256:
+    limit = workspace.settings.data.max_file_bytes
+    report = validate_file(path, record.format, max_bytes=limit)
+    if file_sha256(path, limit) != record.sha256:
         report.errors.append(f"{path}: sha256 differs from the registered one (the file changed)")
     return report

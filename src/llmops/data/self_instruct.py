@@ -25,7 +25,8 @@ from llmops.data.self_instruct_llm import Bootstrap, BootstrapStats, LLMEndpoint
 from llmops.data.templates import TASK_TYPES, Example, make_example
 from llmops.demo.preset import load_products, load_seed_tasks, preset_documents
 from llmops.errors import LLMOpsError, located
-from llmops.fileio import write_json_atomic
+from llmops.fileio import MAX_FILE_BYTES, write_json_atomic
+from llmops.settings import updated
 from llmops.workspace import Workspace
 
 CLOSINGS_EN = ("Hope this helps!", "Have a great day!")
@@ -143,13 +144,13 @@ def check_messages(data: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 def workspace_documents(workspace: Workspace) -> list[Path]:
     """`<workspace>/documents` (where `llmops data preset` copies to) when it has files, else the preset."""
-    folder = workspace.root / "documents"
+    folder = workspace.documents_dir
     return [folder] if folder.is_dir() and any(folder.rglob("*.*")) else preset_documents()
 
 
-def seed_tasks_from(path: Path | None) -> list[Task]:
+def seed_tasks_from(path: Path | None, max_bytes: int = MAX_FILE_BYTES) -> list[Task]:
     """Seed tasks (the preset's, or a jsonl file in the same format) as bootstrap tasks."""
-    return [Task(s.instruction, s.input, s.output, s.is_classification) for s in load_seed_tasks(path)]
+    return [Task(s.instruction, s.input, s.output, s.is_classification) for s in load_seed_tasks(path, max_bytes)]
 
 
 def generate_sft_dataset(workspace: Workspace, num_instructions: int | None = None, *, use_mock: bool = True,
@@ -157,14 +158,14 @@ def generate_sft_dataset(workspace: Workspace, num_instructions: int | None = No
                          endpoint: LLMEndpoint | None = None, closing_rate: float | None = None, seed: int = 0,
                          progress: Progress | None = None) -> SelfInstructReport:
     """Generate, then write + register `sft/sft_data_<ts>.json` (messages format, sharegpt role/content tags)."""
-    settings = workspace.settings.data
-    loaded = load_documents(documents or workspace_documents(workspace))
+    settings = updated(workspace.settings.data, "self-instruct", num_instructions=num_instructions,
+                       closing_rate=closing_rate)
+    loaded = load_documents(documents or workspace_documents(workspace), settings.max_file_bytes)
+    tasks = seed_tasks_from(seed_tasks, settings.max_file_bytes) if not use_mock else []
     generator = SelfInstructGenerator(
-        [d.text for d in loaded.documents], seed_tasks_from(seed_tasks) if not use_mock else (), load_products(),
-        system_prompt=settings.system_prompt, rouge_threshold=settings.rouge_threshold,
-        closing_rate=settings.closing_rate if closing_rate is None else closing_rate,
-        seed=seed, endpoint=endpoint)
-    data = generator.generate_instructions(num_instructions or settings.num_instructions, use_mock, progress)
+        [d.text for d in loaded.documents], tasks, load_products(), system_prompt=settings.system_prompt,
+        rouge_threshold=settings.rouge_threshold, closing_rate=settings.closing_rate, seed=seed, endpoint=endpoint)
+    data = generator.generate_instructions(settings.num_instructions, use_mock, progress)
     path = timestamped_path(workspace, "sft", "sft_data", ".json")
     check_messages(data, path)
     dataset = publish_dataset(workspace, path.stem, path, data, "sft", "messages")

@@ -7,6 +7,7 @@ label, then input) for classification, input-first otherwise. Retries and timeou
 client's; an endpoint that keeps failing is an LLMOpsError.
 """
 
+import os
 import random
 import re
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from rich.progress import Progress
 
 from llmops.data.rouge import RougePool, tokenize
 from llmops.errors import LLMOpsError
+from llmops.settings import DataSettings
 
 PROMPT_INSTRUCTIONS = 8
 MACHINE_IN_PROMPT = 2
@@ -41,6 +43,19 @@ class LLMEndpoint:
     max_retries: int = 3
     temperature: float = 0.7
     max_tokens: int = 512
+
+
+def settings_endpoint(settings: DataSettings, base_url: str = "", model: str = "", api_key: str = "",
+                      timeout_s: float = 60.0, max_retries: int = 3) -> LLMEndpoint:
+    """The endpoint of the settings (data.llm_base_url, data.llm_model, the key in the environment variable
+    data.llm_api_key_env); non-empty arguments (the CLI's flags) replace them. The UI passes none."""
+    endpoint = LLMEndpoint(base_url or settings.llm_base_url, model or settings.llm_model,
+                           api_key or os.environ.get(settings.llm_api_key_env, "") or "EMPTY", timeout_s,
+                           max_retries)
+    if not (endpoint.base_url and endpoint.model):
+        raise LLMOpsError("Self-Instruct LLM mode: set data.llm_base_url and data.llm_model in the workspace "
+                          "settings (or --base-url and --model on the CLI)")
+    return endpoint
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import LLMOpsError, located
-from llmops.fileio import write_bytes_atomic
+from llmops.fileio import MAX_FILE_BYTES, read_text_file, write_bytes_atomic
 
 TASK_TYPES = {
     "classification": "分类任务",
@@ -74,18 +74,20 @@ def _seed_task(row: Any, path: Path, line: int) -> SeedTask:
     return SeedTask(**row)
 
 
-def load_seed_tasks(path: Path | None = None) -> list[SeedTask]:
+def load_seed_tasks(path: Path | None = None, max_bytes: int = MAX_FILE_BYTES) -> list[SeedTask]:
     """Read and validate seed tasks (default: the bundled ones); errors name file, line and field."""
     path = path or preset_dir() / SEED_TASKS_FILE
     tasks: list[SeedTask] = []
     seen: set[str] = set()
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, text in enumerate(read_text_file(path, max_bytes, "seed tasks file").splitlines(), start=1):
         if not text.strip():
             continue
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
             raise located(path, number, None, f"invalid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise located(path, number, None, "invalid JSON: nested too deeply") from exc
         task = _seed_task(row, path, number)
         if task.id in seen:
             raise located(path, number, "id", f"duplicate id {task.id!r}")

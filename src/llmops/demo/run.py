@@ -109,6 +109,7 @@ def demo_settings(base: Path, config: DemoConfig) -> Settings:
         "loop": {"min_samples": 100, "days_threshold": 0, "stage_min_requests": config.stage_min_requests,
                  "guardrail_min_requests": 10, "eval_samples": config.eval_samples, "dpo_overrides": DPO_OVERRIDES,
                  "max_latency_p99_ms": config.max_latency_p99_ms},
+        "auth": {"open_arena": True},  # the simulated users vote as the public would, without signing in
     })
 
 
@@ -168,14 +169,23 @@ def offline_training(ws: Workspace, config: DemoConfig, summary: Summary) -> tup
     return chat, sft.path
 
 
+def _replaces_workspace(root: Path, replace: bool) -> bool:
+    """Whether an earlier demo workspace at `root` is to be replaced; LLMOpsError when it may not be."""
+    if root.exists() and not root.is_dir():
+        raise LLMOpsError(f"{root}: exists and is not a folder")
+    if not (root.exists() and any(root.iterdir())):
+        return False
+    if not replace:
+        raise LLMOpsError(f"{root}: exists and is not empty (pass --replace to start the demo over)")
+    if not (root / "llmops.yaml").is_file():
+        raise LLMOpsError(f"{root}: not an llmops workspace; refusing to replace it")
+    return True
+
+
 def prepare_workspace(config: DemoConfig, base: Path, replace: bool) -> Workspace:
     """A fresh workspace with the demo's settings; an existing one is replaced only when asked."""
     root = config.workspace.expanduser().resolve()
-    if root.exists() and any(root.iterdir()):
-        if not replace:
-            raise LLMOpsError(f"{root}: exists and is not empty (pass --replace to start the demo over)")
-        if not (root / "llmops.yaml").is_file():
-            raise LLMOpsError(f"{root}: not an llmops workspace; refusing to replace it")
+    if _replaces_workspace(root, replace):
         shutil.rmtree(root)
     ws = init_workspace(root)
     save_settings(demo_settings(base, config), ws.settings_path)
@@ -260,6 +270,7 @@ def _breached(scenario: Scenario) -> str:
 def run_demo(config: DemoConfig, replace: bool = False) -> Path:
     """The whole demo; returns the report's path."""
     started = time.monotonic()
+    _replaces_workspace(config.workspace.expanduser().resolve(), replace)  # refused before the base is built
     summary = Summary()
     with summary.step("Tiny base model (built once, then reused)") as out:
         base = ensure_base_model(config.cache_dir)

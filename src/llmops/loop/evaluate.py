@@ -19,6 +19,7 @@ from rouge_score import rouge_scorer
 
 from llmops.data.rouge import RougeTokenizer
 from llmops.errors import LLMOpsError, located
+from llmops.fileio import MAX_FILE_BYTES, read_text_file
 
 
 @dataclass(frozen=True)
@@ -136,18 +137,20 @@ def evaluate_model_improvement(
     return summarize(old_model, new_model, judge.name, comparisons, samples, seed)
 
 
-def load_test_set(path: Path) -> list[EvalItem]:
+def load_test_set(path: Path, max_bytes: int = MAX_FILE_BYTES) -> list[EvalItem]:
     """Held-out items from a jsonl file of {"prompt": ..., "reference": ...} (reference optional)."""
-    if not path.is_file():
+    if not path.exists():
         raise LLMOpsError(f"{path}: held-out evaluation set not found")
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_file(path, max_bytes, "held-out set").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise located(path, number, None, f"not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise located(path, number, None, "not valid JSON: nested too deeply") from exc
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
             raise located(path, number, "prompt", "missing or not a non-empty string")
         reference = row.get("reference", "")

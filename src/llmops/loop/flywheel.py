@@ -8,6 +8,7 @@ the holder dies) makes sure two ticks never run at once, and a DPO run still run
 """
 
 import fcntl
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -111,7 +112,8 @@ def evaluate_candidate(workspace: Workspace, candidate: str, judge: Judge | None
     s = workspace.settings.loop
     production = registry.resolve(workspace, "production").name
     eval_path = workspace.root / s.eval_set
-    items: list[EvalItem] = [] if s.judge == "human" and not eval_path.exists() else load_test_set(eval_path)
+    items: list[EvalItem] = [] if s.judge == "human" and not eval_path.exists() else (
+        load_test_set(eval_path, workspace.settings.data.max_file_bytes))
     if judge is not None:
         return evaluate_model_improvement(production, candidate, items, judge, s.bootstrap_samples)
     answers = EngineAnswers(workspace)
@@ -177,8 +179,8 @@ def parse_every(text: str) -> float:
         seconds = float(number) * unit
     except ValueError as exc:
         raise LLMOpsError(f"--every {text!r}: expected e.g. 10m, 30s, 2h") from exc
-    if seconds <= 0:
-        raise LLMOpsError(f"--every {text!r}: must be positive")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise LLMOpsError(f"--every {text!r}: must be a positive, finite time")
     return seconds
 
 

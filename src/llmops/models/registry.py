@@ -10,6 +10,7 @@ Aliases (`production`, `candidate`, `previous`) point at version names; the gate
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -17,12 +18,14 @@ from sqlalchemy.exc import IntegrityError
 
 from llmops import db
 from llmops.errors import LLMOpsError
+from llmops.fileio import check_folder
 from llmops.workspace import Workspace
 
 KINDS = ("completion", "chat")
 STAGES = ("base", "pt", "sft", "dpo")
 ALIASES = ("production", "candidate", "previous")
 STATUSES = ("registered", "candidate", "production", "archived", "rejected")
+SERVABLE_STATUSES = ("registered",)  # besides the targets of ALIASES (see `servable`)
 _NAME = re.compile(r"^(?P<kind>[a-z][a-z0-9_]*)-v(?P<major>\d+)\.(?P<minor>\d+)$")
 _VERSION = re.compile(r"^v(?P<major>\d+)\.(?P<minor>\d+)$")
 
@@ -125,6 +128,8 @@ def register_version(
         raise LLMOpsError(f"model stage {stage!r}: expected one of {', '.join(STAGES)}")
     if status not in STATUSES:
         raise LLMOpsError(f"model status {status!r}: expected one of {', '.join(STATUSES)}")
+    if path:  # a path with nothing here may be a hub id or a folder of the serving host
+        check_folder(Path(path), "model folder", missing_ok=True)
     chosen = version or ""
     try:
         with workspace.engine.begin() as conn:
@@ -225,6 +230,12 @@ def resolve(workspace: Workspace, name_or_alias: str) -> ModelVersion:
                 raise LLMOpsError(f"alias {name_or_alias!r}: not set (see `llmops models promote`)")
             return _get(conn, target)
         return _get(conn, name_or_alias)
+
+
+def servable(workspace: Workspace, version: ModelVersion) -> bool:
+    """Whether anyone may ask for `version` by name: an alias points at it, or its status is `registered`.
+    An archived or rejected version no alias names is served to operators only."""
+    return version.status in SERVABLE_STATUSES or version.name in aliases(workspace).values()
 
 
 def promote(workspace: Workspace, name: str) -> str | None:

@@ -5,7 +5,6 @@ promote, roll back. Promotion and rollback act on the running rollout when there
 else on the aliases directly (models/registry.py).
 """
 
-import secrets
 import time
 from dataclasses import asdict
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 
 from llmops import db
+from llmops.auth import is_admin_token
 from llmops.errors import LLMOpsError
 from llmops.loop import rollout
 from llmops.models import registry
@@ -69,9 +69,7 @@ def _rollback(state: ServeState) -> dict[str, Any]:
 
 def admin_routes(state: ServeState) -> APIRouter:
     def require_token(authorization: str = Header("")) -> None:
-        scheme, _, token = authorization.partition(" ")
-        expected = state.workspace.admin_token()
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), expected):
+        if not is_admin_token(state.workspace, authorization):
             raise HTTPException(401, "admin: a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
 
     admin = APIRouter(prefix="/v1/admin", dependencies=[Depends(require_token)])

@@ -2,30 +2,25 @@
 
 import asyncio
 import random
-import time
+from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from llmops import db
+from llmops.auth import signed_in_user
 from llmops.errors import LLMOpsError
-from llmops.serve.api_chat import check_prompt, sampling_of
+from llmops.serve.api_chat import SamplingFields, check_prompt, sampling_of
 from llmops.serve.arena import VoteRequest, insert_battle, new_battle, pick_pair
-from llmops.serve.leaderboard import leaderboard
+from llmops.serve.feedback import UnknownCompletion, new_thumb, store_thumb
+from llmops.serve.leaderboard import LeaderboardCache
 from llmops.serve.state import ServeState
 
 
-class BattleRequest(BaseModel):
+class BattleRequest(SamplingFields):
     model_config = ConfigDict(extra="forbid")
     prompt: str = Field(min_length=1)
     user: str = Field("", max_length=200)
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
-    repetition_penalty: float | None = Field(None, gt=0, le=10)
 
 
 class VoteBody(BaseModel):
@@ -41,11 +36,25 @@ class FeedbackRequest(BaseModel):
     user: str = Field("", max_length=200)
 
 
+def voter_check(state: ServeState) -> Callable[[str], None]:
+    """The dependency of battles and votes: open when `auth.open_arena`, else a signed-in caller (401)."""
+
+    def require_voter(authorization: str = Header("")) -> None:
+        if state.workspace.settings.auth.open_arena or signed_in_user(state.workspace, authorization):
+            return
+        raise HTTPException(401, "arena: sign in first (Authorization: Bearer <admin token>, or Basic with a user "
+                            "of `llmops auth list`), or set auth.open_arena=true",
+                            {"WWW-Authenticate": 'Bearer, Basic realm="llmops"'})
+
+    return require_voter
+
+
 def arena_routes(state: ServeState) -> APIRouter:
     api = APIRouter()
     rng = random.Random()
+    boards = LeaderboardCache(state.workspace)
 
-    @api.post("/v1/arena/battles")
+    @api.post("/v1/arena/battles", dependencies=[Depends(voter_check(state))])
     async def create_battle(request: BattleRequest) -> dict[str, Any]:
         messages = [{"role": "user", "content": request.prompt}]
         check_prompt(state, messages)
@@ -62,7 +71,7 @@ def arena_routes(state: ServeState) -> APIRouter:
         return {"id": battle.id, "prompt": battle.prompt, "response_a": battle.response_a,
                 "response_b": battle.response_b}
 
-    @api.post("/v1/arena/battles/{battle_id}/vote")
+    @api.post("/v1/arena/battles/{battle_id}/vote", dependencies=[Depends(voter_check(state))])
     async def vote(battle_id: str, body: VoteBody) -> dict[str, Any]:
         result = await asyncio.wrap_future(state.votes.submit(VoteRequest(battle_id, body.vote)))
         if result.status != 200 or result.battle is None:
@@ -74,21 +83,19 @@ def arena_routes(state: ServeState) -> APIRouter:
 
     @api.get("/v1/arena/leaderboard")
     def get_leaderboard(rounds: int = 200) -> dict[str, Any]:
-        if not 1 <= rounds <= 5000:
-            raise HTTPException(400, "rounds: expected 1–5000")
-        return {"ratings": [r.to_dict() for r in leaderboard(state.workspace, rounds)]}
+        most = state.settings.leaderboard_max_rounds
+        if not 1 <= rounds <= most:
+            raise HTTPException(400, f"rounds: {rounds} is outside 1–{most} (serve.leaderboard_max_rounds)")
+        return {"ratings": [r.to_dict() for r in boards.get(rounds)]}
 
     @api.post("/v1/feedback")
     async def feedback(request: FeedbackRequest) -> dict[str, Any]:
-        with state.workspace.engine.connect() as conn:
-            model = conn.execute(select(db.requests.c.model).where(db.requests.c.id == request.completion_id)).scalar()
-        if model is None:
-            raise HTTPException(404, f"completion {request.completion_id!r}: not found")
-        score = 1 if request.score in ("up", 1) else -1
-        row = {"completion_id": request.completion_id, "model": model, "score": score, "comment": request.comment,
-               "user": request.user, "created_at": time.time()}
-        await asyncio.wrap_future(state.writer.submit(lambda conn: conn.execute(db.feedback.insert().values(**row))))
-        state.metrics.feedback.labels(model=model, score="up" if score > 0 else "down").inc()
-        return {"completion_id": request.completion_id, "model": model, "score": score}
+        try:
+            thumb = new_thumb(state.workspace, request.completion_id, request.score, request.comment, request.user)
+        except UnknownCompletion as exc:
+            raise HTTPException(404, str(exc)) from exc
+        await asyncio.wrap_future(state.writer.submit(lambda conn: store_thumb(conn, thumb)))
+        state.metrics.feedback.labels(model=thumb.model, score="up" if thumb.score > 0 else "down").inc()
+        return {"completion_id": thumb.completion_id, "model": thumb.model, "score": thumb.score}
 
     return api

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llmops.auth import is_admin_token
 from llmops.errors import LLMOpsError
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
 from llmops.serve.router import DEFAULT_MODEL, route
 from llmops.serve.state import Served, ServeState, Streamed
 from llmops.serve.types import BackendError, Completion, Message, Sampling
+from llmops.settings import MaxTokens, RepetitionPenalty, Temperature, TopK, TopP
 
 
 class ChatMessage(BaseModel):
@@ -37,25 +39,31 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatRequest(BaseModel):
+class SamplingFields(BaseModel):
+    """The sampling parameters a chat or battle request may set, in the ranges of `llmops.settings` (finite, so no
+    NaN or Infinity); an unset one takes the `serve` settings' default."""
+
+    max_tokens: MaxTokens | None = Field(None, description="Tokens to generate, at most `serve.max_new_tokens`.")
+    temperature: Temperature | None = Field(None, description="0–2; 0 is greedy decoding.")
+    top_p: TopP | None = Field(None, description="Nucleus sampling, in (0, 1].")
+    top_k: TopK | None = Field(None, description="Top-k sampling, at most the model's vocabulary; 0 is off.")
+    repetition_penalty: RepetitionPenalty | None = Field(None, description="0.01–10; 1 is off.")
+
+
+class ChatRequest(SamplingFields):
     """The fields of OpenAI's chat request that the gateway uses (others are accepted and ignored)."""
 
     model_config = ConfigDict(extra="ignore")
     model: str = DEFAULT_MODEL
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
-    repetition_penalty: float | None = Field(None, gt=0, le=10)
+    max_completion_tokens: MaxTokens | None = None
     n: int = Field(1, ge=1, le=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str = Field("", max_length=200)
 
 
-def sampling_of(state: ServeState, request: Any) -> Sampling:
+def sampling_of(state: ServeState, request: SamplingFields) -> Sampling:
     """Request sampling parameters over the `serve` settings' defaults; max tokens capped by the settings."""
     settings = state.settings
     max_tokens = getattr(request, "max_completion_tokens", None) or request.max_tokens or settings.max_new_tokens
@@ -76,9 +84,9 @@ def check_prompt(state: ServeState, messages: list[Message]) -> None:
         raise HTTPException(400, f"messages: {size} characters exceed the limit of {state.settings.max_prompt_chars}")
 
 
-def resolve_route(state: ServeState, model: str, user: str) -> ModelVersion:
+def resolve_route(state: ServeState, model: str, user: str, operator: bool = False) -> ModelVersion:
     try:
-        return route(state.workspace, model, user).version
+        return route(state.workspace, model, user, operator=operator).version
     except LLMOpsError as exc:
         raise HTTPException(404, str(exc)) from exc
 
@@ -133,18 +141,19 @@ def chat_routes(state: ServeState) -> APIRouter:
 
     @api.get("/v1/models")
     def list_models() -> dict[str, Any]:
-        versions = registry.list_versions(state.workspace)
+        versions = [v for v in registry.list_versions(state.workspace) if registry.servable(state.workspace, v)]
         names = [*registry.aliases(state.workspace), *(v.name for v in versions)]
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "llmops"} for n in names]}
 
     @api.post("/v1/chat/completions", response_model=None)
     async def chat_completions(
-        request: ChatRequest, x_user: str = Header("", max_length=200)
+        request: ChatRequest, x_user: str = Header("", max_length=200), authorization: str = Header("")
     ) -> JSONResponse | StreamingResponse:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         check_prompt(state, messages)
         sampling = sampling_of(state, request)
-        version = resolve_route(state, request.model, request.user or x_user)
+        version = resolve_route(state, request.model, request.user or x_user,
+                                is_admin_token(state.workspace, authorization))
         if request.stream:
             streamed = await state.stream(version, messages, sampling)
             include_usage = bool(request.stream_options and request.stream_options.include_usage)

@@ -5,6 +5,7 @@ holds `max_batch_size` requests, when no request arrived for `wait_ms`, or `MAX_
 it opened. Waiting for the gap (rather than a fixed time) lets the requests of many clients that arrive a
 few milliseconds apart, e.g. right after their previous answers went out, share one batch instead of
 splitting into alternating half batches. Requests that arrive while a batch runs form the next one.
+A request whose caller cancelled it before its batch ran is left out (a cancelled vote is not recorded).
 """
 
 import queue
@@ -13,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
+
+from llmops.serve.workers import WorkerHealth, WorkerThread, fail_waiting, settle
 
 MAX_WAIT_FACTOR = 10
 Item = TypeVar("Item")
@@ -27,7 +30,8 @@ class DynamicBatcher(Generic[Item, Result]):
         self.max_batch_size = max_batch_size
         self.wait_s = wait_ms / 1000
         self._queue: queue.Queue[tuple[Item, Future[Result]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._batch: list[Future[Result]] = []  # the futures of the batch running
+        self._worker = WorkerThread(name, self._loop, self._die)
         self._started = False
         self._closed = False
         self._lock = threading.Lock()
@@ -38,10 +42,11 @@ class DynamicBatcher(Generic[Item, Result]):
         """Queue `item`; the future gets its result (or the batch's exception)."""
         future: Future[Result] = Future()
         with self._lock:
+            self._worker.check()
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             if not self._started:
-                self._thread.start()
+                self._worker.start()
                 self._started = True
             self._queue.put((item, future))
         return future
@@ -53,7 +58,15 @@ class DynamicBatcher(Generic[Item, Result]):
             started = self._started
         if started:
             self._queue.put(None)
-            self._thread.join()
+            self._worker.join()
+
+    def health(self) -> WorkerHealth:
+        return self._worker.health(self._queue.qsize())
+
+    def _die(self) -> None:
+        """Fail the running and queued requests: nothing will run them."""
+        with self._lock:
+            fail_waiting(self._batch, self._queue, self._worker.died())
 
     def _next_batch(self) -> list[tuple[Item, "Future[Result]"]] | None:
         first = self._queue.get()
@@ -82,15 +95,16 @@ class DynamicBatcher(Generic[Item, Result]):
         return entry
 
     def _loop(self) -> None:
-        while (batch := self._next_batch()) is not None:
+        while (entries := self._next_batch()) is not None:
+            batch = [(item, future) for item, future in entries if future.set_running_or_notify_cancel()]
+            self._batch = [future for _, future in batch]
+            if not batch:
+                continue
             self.batches += 1
             self.items += len(batch)
-            futures = [future for _, future in batch]
             try:
-                results = self._run([item for item, _ in batch])
-            except Exception as exc:
-                for future in futures:
-                    future.set_exception(exc)
-                continue
-            for future, result in zip(futures, results, strict=True):
-                future.set_result(result)
+                results: list[object] = list(self._run([item for item, _ in batch]))
+            except Exception as exc:  # a failing batch fails its callers, not the worker
+                results = [exc] * len(batch)
+            for future, result in zip(self._batch, results, strict=True):
+                settle(future, result)

@@ -2,7 +2,8 @@
 
 Rows join between steps: the newcomers' prompts run as one padded forward pass and their keys and values
 are written into free slots of the batch's cache (`kvcache.py`); padding is masked out and every row keeps
-its own positions. A finished row leaves at once, so the batch never waits for its longest row.
+its own positions. A finished row leaves at once, so the batch never waits for its longest row. A row that
+cannot be decoded (its own prompt pass fails, or its logits are not finite) fails alone; the others go on.
 """
 
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from transformers.cache_utils import DynamicLayer
 
 from llmops.errors import LLMOpsError
 from llmops.serve.kvcache import KVSlots
-from llmops.serve.sampling import RowSampling, next_tokens
+from llmops.serve.sampling import FAILED, RowSampling, next_tokens
 from llmops.serve.types import Completion, Sampling
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
@@ -45,6 +46,7 @@ class Base:
     tokenizer: Any
     eos_ids: list[int]
     context: int  # the model's maximum positions
+    vocab: int  # the model's vocabulary (columns of its logits)
     adapters: dict[str, str] = field(default_factory=dict)
 
     def forward(self, rows: Sequence[Row], **inputs: Any) -> torch.Tensor:
@@ -53,6 +55,18 @@ class Base:
             inputs["adapter_names"] = [self.adapters.get(row.model, BASE_ADAPTER) for row in rows]
         logits: torch.Tensor = self.model(**inputs, use_cache=True, logits_to_keep=1).logits
         return logits[:, -1]
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """The joining rows' prompt pass (padded ids, mask, positions, its cache and last logits), not yet in the batch."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
+    cache: DynamicCache
+    logits: torch.Tensor
+    sampling: RowSampling
 
 
 def check_cache_layout(model: Any) -> None:
@@ -99,6 +113,21 @@ class DecodeBatch:
         self._drop(chosen)
 
     def _join(self, rows: list[Row]) -> None:
+        """Admit `rows` after one prompt pass. Nothing is in the batch before that pass succeeds; if it fails, each
+        row is tried alone, so only a row whose own pass fails gets the error, and the running rows go on."""
+        try:
+            prefill = self._prefill(rows)
+        except Exception as exc:
+            if len(rows) == 1:
+                finish(rows[0], exc)
+            else:
+                for row in rows:
+                    self._join([row])
+            return
+        self._admit(rows, prefill)
+
+    def _prefill(self, rows: list[Row]) -> Prefill:
+        sampling = RowSampling.of([row.sampling for row in rows])
         width = max(len(row.prompt_ids) for row in rows)
         pad = self.base.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows])
@@ -107,16 +136,21 @@ class DecodeBatch:
         cache = DynamicCache(config=self.base.model.config)
         logits = self.base.forward(rows, input_ids=ids, attention_mask=mask, position_ids=positions,
                                    past_key_values=cache)
-        layers = [layer for layer in cache.layers if isinstance(layer, DynamicLayer)]
+        return Prefill(ids, mask, positions, cache, logits, sampling)
+
+    def _admit(self, rows: list[Row], prefill: Prefill) -> None:
+        """Put the prefilled `rows` in the batch (their keys and values in free slots) and emit their first tokens."""
+        ids, mask, logits = prefill.ids, prefill.mask, prefill.logits
+        layers = [layer for layer in prefill.cache.layers if isinstance(layer, DynamicLayer)]
         self._slots.add([layer.keys for layer in layers if layer.keys is not None],
                         [layer.values for layer in layers if layer.values is not None], mask.bool())
         seen = torch.zeros(len(rows), logits.shape[-1]).scatter_add_(1, ids, mask.float()) > 0
         first = len(self.rows)
         self.rows.extend(rows)
-        self._positions = torch.cat([self._positions, positions[:, -1] + 1])
+        self._positions = torch.cat([self._positions, prefill.positions[:, -1] + 1])
         self._last = torch.cat([self._last, torch.zeros(len(rows), dtype=torch.long)])
         self._seen = torch.cat([self._seen, seen]) if first else seen
-        self._sampling = self._sampling.extend(RowSampling.of([row.sampling for row in rows]))
+        self._sampling = self._sampling.extend(prefill.sampling)
         self._emit(logits, first=first)
 
     def _emit(self, logits: torch.Tensor, first: int = 0) -> None:
@@ -124,13 +158,17 @@ class DecodeBatch:
         span = torch.arange(first, len(self.rows))
         tokens = next_tokens(logits, self._seen[first:], self._sampling.select(span))
         self._last[first:] = tokens
-        self._seen[span, tokens] = True
+        self._seen[span, tokens] = True  # a FAILED row's -1 marks its last column; the row leaves below
         finished = [first + i for i, token in enumerate(tokens.tolist()) if self._append(self.rows[first + i], token)]
         self._drop(finished)
 
     def _append(self, row: Row, token: int) -> bool:
-        """Add `token` to `row`; true when the row is finished (and answered)."""
+        """Add `token` to `row`; true when the row is finished (and answered). A FAILED row fails alone."""
         base = self.base
+        if token == FAILED:
+            finish(row, LLMOpsError(f"model {row.model!r}: the next token's logits or probabilities are not finite "
+                                    f"(NaN or infinity) with {row.sampling}; only this request failed"))
+            return True
         if token in base.eos_ids:
             finish(row, self._completion(row, "stop"))
             return True

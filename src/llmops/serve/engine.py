@@ -8,8 +8,9 @@ limit or at the model's context length; `temperature == 0` is greedy decoding.
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from llmops.errors import LLMOpsError
 from llmops.serve.decoding import Base, Listener, Row, check_cache_layout
 from llmops.serve.scheduler import ContinuousBatcher
-from llmops.serve.types import Chunk, Completion, Message, PromptTooLong, Sampling
+from llmops.serve.types import Chunk, ClientError, Completion, Message, PromptTooLong, Sampling
+from llmops.serve.workers import settle
 
 
 @dataclass(frozen=True)
@@ -43,23 +45,14 @@ def _load_base(path: str) -> Base:
         tokenizer.pad_token = tokenizer.eos_token
     eos = {tokenizer.eos_token_id, *_as_list(model.generation_config.eos_token_id)}
     return Base(model=model, tokenizer=tokenizer, eos_ids=sorted(i for i in eos if i is not None),
-                context=int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30))
+                context=int(getattr(model.config, "max_position_embeddings", 0) or 1 << 30),
+                vocab=int(model.config.vocab_size))
 
 
 def _as_list(value: int | list[int] | None) -> list[int]:
     if value is None:
         return []
     return [value] if isinstance(value, int) else list(value)
-
-
-def _settle(future: "Future[Completion]", result: Completion | BaseException) -> None:
-    try:
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
-    except InvalidStateError:  # cancelled by its caller meanwhile
-        pass
 
 
 class InferenceModel:
@@ -166,7 +159,7 @@ class InferenceModel:
         events: asyncio.Queue[str | Completion | BaseException] = asyncio.Queue()
 
         def listener(event: str | Completion | BaseException) -> None:
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the caller's event loop is closed: nobody is listening
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
         future = self.submit(GenerationRequest(model, self.render_chat(model, messages), sampling), listener)
@@ -180,18 +173,21 @@ class InferenceModel:
             future.cancel()
 
     def submit(self, request: GenerationRequest, listener: Listener | None = None) -> "Future[Completion]":
-        """Queue `request` for decoding; the future gets its completion. Bad requests raise here, at once.
+        """Queue `request` for decoding; the future gets its completion. Bad requests raise ClientError here, at once.
         It does not wait for the engine's lock (held through each decode step), so an event loop calling it
         is not held up by the forward pass in progress."""
         base = self._base_of(request.model)
         ids = base.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
         if not ids:
-            raise LLMOpsError("prompt: empty")
+            raise ClientError("prompt: empty")
         if len(ids) >= base.context:
             raise PromptTooLong(f"prompt: {len(ids)} tokens; model {request.model!r} reads at most {base.context - 1}")
+        if request.sampling.top_k > base.vocab:
+            raise ClientError(f"top_k: {request.sampling.top_k} exceeds the vocabulary of model {request.model!r} "
+                              f"({base.vocab} tokens)")
         future: Future[Completion] = Future()
         row = Row(prompt_ids=list(ids), model=request.model, sampling=request.sampling,
-                  done=lambda result: _settle(future, result), listener=listener, cancelled=future.cancelled)
+                  done=lambda result: settle(future, result), listener=listener, cancelled=future.cancelled)
         self.batcher.submit(base, row)
         return future
 

@@ -4,13 +4,15 @@ A request for `production` (the default) goes to the running rollout's candidate
 falls below the candidate's traffic share, else to production. The bucket is a hash of the candidate and
 the user, so one user sees one version during a stage, and, since shares only grow from stage to stage,
 a user moved to the candidate stays there. A request without a user gets a random bucket. Any other name
-(`candidate`, `previous`, a version) is served as asked.
+(`candidate`, `previous`, a version) is served as asked when it is servable (`registry.servable`); an archived or
+rejected version only to an operator (`operator=True`, the caller gave the admin token).
 """
 
 import hashlib
 import random
 from dataclasses import dataclass
 
+from llmops.errors import LLMOpsError
 from llmops.loop.rollout import current_rollout
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
@@ -33,11 +35,15 @@ def user_bucket(user: str, candidate: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def route(workspace: Workspace, requested: str, user: str = "") -> Route:
-    """The version that serves `requested` for `user`; LLMOpsError when it names no version or alias."""
+def route(workspace: Workspace, requested: str, user: str = "", *, operator: bool = False) -> Route:
+    """The version that serves `requested` for `user`; LLMOpsError when it names no version or alias, or a version
+    that is not servable (unless `operator`)."""
     requested = requested or DEFAULT_MODEL
     if requested != DEFAULT_MODEL:
-        return Route(registry.resolve(workspace, requested), "asked")
+        version = registry.resolve(workspace, requested)
+        if not operator and not registry.servable(workspace, version):
+            raise LLMOpsError(f"model {requested!r}: not available")
+        return Route(version, "asked")
     rollout = current_rollout(workspace)
     if rollout is not None and rollout.traffic > 0 and user_bucket(user, rollout.candidate) < rollout.traffic:
         return Route(registry.get_version(workspace, rollout.candidate), "canary")

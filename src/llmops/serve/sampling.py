@@ -2,7 +2,9 @@
 
 The order is that of transformers' `generate`: repetition penalty over the tokens the row has seen (prompt and
 output), then temperature, top-k and top-p, then a draw; rows with `temperature == 0` take the argmax of the
-penalised logits, so a greedy row gives exactly what `generate(do_sample=False)` gives.
+penalised logits, so a greedy row gives exactly what `generate(do_sample=False)` gives. A row whose logits hold
+NaN or +inf (or are all -inf), or a sampled row whose probabilities are not a distribution, gets FAILED instead of
+a token: it fails alone and the draw of the others goes on.
 """
 
 from collections.abc import Sequence
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from llmops.serve.types import Sampling
+
+FAILED = -1  # the "token" of a row that cannot be decoded
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,13 @@ def penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor) ->
 
 
 def next_tokens(logits: torch.Tensor, seen: torch.Tensor, rows: RowSampling) -> torch.Tensor:
-    """One token per row from `logits` `[rows, vocab]`; `seen` `[rows, vocab]` marks the tokens each row has seen."""
+    """One token per row (or FAILED) from `logits` `[rows, vocab]`; `seen` `[rows, vocab]` marks the tokens each
+    row has seen."""
     logits = penalize(logits.float(), seen, rows.penalty)
-    greedy = logits.argmax(dim=-1)
+    top, greedy = logits.max(dim=-1)  # the first maximum, as argmax; NaN if the row holds one
+    broken = ~top.isfinite()
     if bool(rows.greedy.all()):
-        return greedy
+        return greedy.masked_fill(broken, FAILED)
     scaled = logits / rows.temperature.clamp_min(1e-5)
     ordered, order = scaled.sort(dim=-1, descending=True)
     rank = torch.arange(ordered.shape[-1]).unsqueeze(0)
@@ -63,5 +69,9 @@ def next_tokens(logits: torch.Tensor, seen: torch.Tensor, rows: RowSampling) -> 
     probs = ordered.softmax(dim=-1)
     before = probs.cumsum(dim=-1) - probs  # probability mass ranked above each token
     probs = probs.masked_fill((before >= rows.top_p) & (rank > 0), 0.0)
+    total = probs.sum(dim=-1, keepdim=True)
+    usable = total.isfinite() & (total > 0)
+    probs = torch.where(usable, probs, (rank == 0).float())  # an unusable row draws a stand-in, then fails
     drawn = order.gather(1, torch.multinomial(probs, 1)).squeeze(1)
-    return torch.where(rows.greedy, greedy, drawn)
+    broken |= ~usable.squeeze(1) & ~rows.greedy
+    return torch.where(rows.greedy, greedy, drawn).masked_fill(broken, FAILED)

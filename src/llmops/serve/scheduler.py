@@ -6,7 +6,8 @@ up to `max_batch_size` rows per base. When nothing runs, the worker waits for th
 taking more while they arrive less than `wait_ms` apart (at most `MAX_WAIT_FACTOR × wait_ms`), so a burst of
 clients starts together instead of one by one. Loading and unloading models wait in `exclusive()` for the
 step in progress, and the worker lets them in before its next step, so they never happen under a forward
-pass and a busy worker cannot starve them.
+pass and a busy worker cannot starve them. A failing step fails its rows, never the worker; if the worker dies
+anyway, every request queued or running is answered with `WorkerDied` (`workers.py`).
 """
 
 import queue
@@ -21,6 +22,7 @@ import torch
 
 from llmops.errors import LLMOpsError
 from llmops.serve.decoding import Base, DecodeBatch, Row, finish
+from llmops.serve.workers import WorkerHealth, WorkerThread
 
 MAX_WAIT_FACTOR = 10
 
@@ -42,16 +44,17 @@ class ContinuousBatcher:
         self._queue: queue.Queue[tuple[Base, Row] | None] = queue.Queue()
         self._pending: deque[tuple[Base, Row]] = deque()
         self._batches: dict[int, DecodeBatch] = {}  # id(base) → its running batch
-        self._thread = threading.Thread(target=self._loop, name="llmops-decoder", daemon=True)
+        self._worker = WorkerThread("llmops-decoder", self._loop, self._die)
         self._state_lock = threading.Lock()
         self._started = self._closed = self._closing = False
 
     def submit(self, base: Base, row: Row) -> None:
         with self._state_lock:
+            self._worker.check()
             if self._closed:
                 raise RuntimeError("the engine is closed")
             if not self._started:
-                self._thread.start()
+                self._worker.start()
                 self._started = True
             self._queue.put((base, row))
 
@@ -62,7 +65,20 @@ class ContinuousBatcher:
             started = self._started
         if started:
             self._queue.put(None)
-            self._thread.join()
+            self._worker.join()
+
+    def health(self) -> WorkerHealth:
+        """The worker's state; `queued` counts the requests not yet decoding (read without the lock)."""
+        return self._worker.health(self._queue.qsize() + len(self._pending))
+
+    def _die(self) -> None:
+        """Answer every queued and running request: nothing will decode them."""
+        died = self._worker.died()
+        with self._state_lock, self._lock:
+            self._fail_all(died)
+            for entry in self._drain():
+                if entry is not None:
+                    finish(entry[1], died)
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -110,12 +126,12 @@ class ContinuousBatcher:
                     self._fail_all(exc)
 
     def _fail_all(self, error: Exception) -> None:
-        for _, row in self._pending:
-            finish(row, error)
+        """Answer every pending and running row with `error` and forget the batches (no tensor work)."""
+        rows = [row for _, row in self._pending] + [row for batch in self._batches.values() for row in batch.rows]
         self._pending.clear()
-        for batch in self._batches.values():
-            batch.fail(error)
         self._batches.clear()
+        for row in rows:
+            finish(row, error)
 
     def _has_work(self) -> bool:
         return bool(self._pending or any(batch.rows for batch in self._batches.values()) or not self._queue.empty())

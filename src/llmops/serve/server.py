@@ -3,6 +3,8 @@ child process (`GatewayProcess`), each on a free port unless told otherwise.
 
 Used where a live HTTP server is needed next to other work: the demo (a gateway, or a faulty upstream for
 the rollout guardrails), the benchmarks and the tests that talk to a real socket or kill the server.
+`GatewayServer` is the uvicorn server of all of them and of `llmops serve`/`llmops ui`: it stops by itself once
+the gateway's watchdog found a dead worker, and never waits more than GRACEFUL_SHUTDOWN_S for open requests.
 """
 
 import os
@@ -21,6 +23,35 @@ import httpx
 import uvicorn
 
 from llmops.errors import LLMOpsError
+from llmops.serve.state import ServeState
+
+GRACEFUL_SHUTDOWN_S = 10  # at shutdown, open requests (streams) get this long to finish, then are cancelled
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn serving `app`; for a gateway app, it shuts down once a background worker died (`failure`)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+        super().__init__(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
+                                        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S))
+        serve = getattr(getattr(app, "state", None), "serve", None)
+        self._state = serve if isinstance(serve, ServeState) else None
+
+    @property
+    def failure(self) -> str:
+        """Why the gateway stopped by itself (a dead worker); empty otherwise."""
+        return self._state.failure if self._state else ""
+
+    async def on_tick(self, counter: int) -> bool:
+        return bool(self.failure) or await super().on_tick(counter)
+
+    def run_gateway(self) -> None:
+        """Serve until stopped; raise LLMOpsError (exit code 1) if it did not start or a dead worker stopped it."""
+        self.run()
+        if self.failure:
+            raise LLMOpsError(f"gateway stopped: {self.failure}")
+        if not self.started:
+            raise LLMOpsError(f"gateway on {self.config.host}:{self.config.port}: did not start (see the log above)")
 
 
 class BackgroundServer:
@@ -29,7 +60,7 @@ class BackgroundServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self._server = GatewayServer(app, log_level="warning")
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name=f"uvicorn-{self.port}", daemon=True)
         self._start_timeout_s = start_timeout_s

@@ -15,8 +15,9 @@ from llmops.serve.batching import DynamicBatcher
 from llmops.serve.engine import InferenceModel
 from llmops.serve.metrics import GatewayMetrics
 from llmops.serve.store import GroupWriter
-from llmops.serve.types import BackendError, ChatBackend, Chunk, Completion, Message, PromptTooLong, Sampling
+from llmops.serve.types import BackendError, ChatBackend, Chunk, ClientError, Completion, Message, Sampling
 from llmops.serve.upstream import UpstreamBackend
+from llmops.serve.workers import WorkerHealth
 from llmops.workspace import Workspace
 
 
@@ -46,6 +47,7 @@ class ServeState:
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     writer: GroupWriter = field(init=False)
     votes: DynamicBatcher[VoteRequest, VoteResult] = field(init=False)
+    failure: str = ""  # set by the watchdog (serve/health.py) once a worker died: the server then stops
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -57,6 +59,10 @@ class ServeState:
     @property
     def settings(self) -> Any:
         return self.workspace.settings.serve
+
+    def workers(self) -> list[WorkerHealth]:
+        """The background workers: the database writer, the vote batcher and the engine's decoder."""
+        return [self.writer.health(), self.votes.health(), self.engine.batcher.health()]
 
     async def load(self, version: ModelVersion) -> None:
         """Load `version` into the embedded engine (once), off the event loop."""
@@ -79,13 +85,14 @@ class ServeState:
         return self.engine
 
     async def complete(self, version: ModelVersion, messages: list[Message], sampling: Sampling) -> Served:
-        """One completion from `version`, logged in `requests` (committed before this returns) and metrics."""
+        """One completion from `version`, logged in `requests` (committed before this returns) and metrics. A request
+        refused for its own content (ClientError) is not a request of the version: it raises, unlogged."""
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         start = time.perf_counter()
         try:
             backend = await self.backend_for(version)
             completion = await backend.complete(version.name, messages, sampling)
-        except PromptTooLong:
+        except ClientError:
             raise
         except Exception as exc:  # any failure to produce the completion is a failed request of this version
             await self._record(version, completion_id, start, None, f"{type(exc).__name__}: {exc}")
@@ -102,7 +109,7 @@ class ServeState:
             backend = await self.backend_for(version)
             chunks = backend.stream(version.name, messages, sampling)
             first = await anext(chunks)
-        except PromptTooLong:
+        except ClientError:
             raise
         except Exception as exc:
             await self._record(version, completion_id, start, None, f"{type(exc).__name__}: {exc}")
@@ -112,12 +119,13 @@ class ServeState:
 
     async def _relay(self, version: ModelVersion, completion_id: str, start: float, first: Chunk,
                      chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[Chunk]:
-        completion, error, chunk = None, "the client went away", first
+        completion, error, chunk, pieces = None, "", first, []
         try:
             while chunk.completion is None:
                 yield chunk
+                pieces.append(chunk.text)
                 chunk = await anext(chunks)
-            completion, error = chunk.completion, ""
+            completion = chunk.completion
             yield chunk
         except StopAsyncIteration:
             error = "the stream ended without a completion"
@@ -127,16 +135,22 @@ class ServeState:
             raise BackendError(f"{version.name}: {error}") from exc
         finally:
             await chunks.aclose()
-            await self._record(version, completion_id, start, completion, error)
+            if completion is None and not error:  # the client went away: logged, but not the version's failure
+                gone = Completion("".join(pieces), 0, sum(1 for p in pieces if p), "client_gone")
+                await self._record(version, completion_id, start, gone, "the client went away", ok=True)
+            else:
+                await self._record(version, completion_id, start, completion, error)
 
     async def _record(self, version: ModelVersion, completion_id: str, start: float, completion: Completion | None,
-                      error: str) -> None:
-        """Metrics and the `requests` row of one request (committed before this returns)."""
+                      error: str, *, ok: bool | None = None) -> None:
+        """Metrics and the `requests` row of one request (committed before this returns, or, if this is cancelled,
+        soon after). `ok` (default: no `error`) is whether it counts as served, not as the version's failure."""
         latency_s = time.perf_counter() - start
         tokens = completion.completion_tokens if completion else 0
-        self.metrics.observe(version.name, not error, latency_s, tokens)
+        ok = not error if ok is None else ok
+        self.metrics.observe(version.name, ok, latency_s, tokens)
         row = {"id": completion_id, "model": version.name, "created_at": time.time(), "latency_ms": latency_s * 1000,
-               "completion_tokens": tokens, "ok": not error, "error": error[:1000]}
+               "completion_tokens": tokens, "ok": ok, "error": error[:1000]}
         await asyncio.wrap_future(self.writer.submit(lambda conn: conn.execute(db.requests.insert().values(**row))))
 
     async def close(self) -> None:

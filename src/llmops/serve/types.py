@@ -2,22 +2,44 @@
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import cache
+from typing import Any, Protocol, get_type_hints
+
+from pydantic import TypeAdapter, ValidationError
 
 from llmops.errors import LLMOpsError
+from llmops.settings import MaxTokens, RepetitionPenalty, Temperature, TopK, TopP
 
 Message = dict[str, str]
 
 
+class ClientError(LLMOpsError):
+    """A request refused for its own content (sampling out of range, an empty or too long prompt, an upstream's
+    400/413/422): HTTP 400 at the gateway, counted as rejected, never as a failed request of the version."""
+
+
+class PromptTooLong(ClientError):
+    """The prompt does not fit the model's context."""
+
+
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling parameters of spec 10.3.2; `temperature == 0` means greedy decoding."""
+    """Sampling parameters of spec 10.3.2, checked against the ranges of `llmops.settings` when made (a bad value
+    raises ClientError naming the field); `temperature == 0` means greedy decoding."""
 
-    max_tokens: int = 128
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    repetition_penalty: float = 1.1
+    max_tokens: MaxTokens = 128
+    temperature: Temperature = 0.7
+    top_p: TopP = 0.9
+    top_k: TopK = 50
+    repetition_penalty: RepetitionPenalty = 1.1
+
+    def __post_init__(self) -> None:
+        for name, check in _sampling_checks().items():
+            value = getattr(self, name)
+            try:
+                check.validate_python(value, strict=True)
+            except ValidationError as exc:
+                raise ClientError(f"{name}: {exc.errors()[0]['msg']} (got {value!r})") from None
 
     @property
     def greedy(self) -> bool:
@@ -25,6 +47,12 @@ class Sampling:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@cache
+def _sampling_checks() -> dict[str, TypeAdapter[Any]]:
+    """A validator per field of `Sampling`, from its annotation (the type and range of `llmops.settings`)."""
+    return {name: TypeAdapter(kind) for name, kind in get_type_hints(Sampling, include_extras=True).items()}
 
 
 @dataclass(frozen=True)
@@ -41,11 +69,6 @@ class Chunk:
 
     text: str
     completion: Completion | None = None
-
-
-class PromptTooLong(LLMOpsError):
-    """The prompt does not fit the model's context: the client's error (HTTP 400, like every LLMOpsError that
-    reaches the gateway), not a failure of the version."""
 
 
 class BackendError(Exception):

@@ -4,8 +4,10 @@ A version registered with an `upstream_url` is served by that server: the gatewa
 to `<url>/v1/chat/completions` with the version's name as `model` (vLLM `--enable-lora` serves adapters by
 name; servers of a single model ignore it). `top_k` and `repetition_penalty` travel as the extra fields
 vLLM and SGLang accept. Streams are relayed piece by piece (a server that answers a stream request with
-one JSON completion is relayed as one piece). Any transport error, non-2xx answer or malformed reply is a
-BackendError (HTTP 502 at the gateway, or an error event once a stream has begun).
+one JSON completion is relayed as one piece). An answer 400, 413 or 422 refuses the request's own content
+(a prompt too long for the server, say): a ClientError, HTTP 400 at the gateway and not a failure of the
+version. Any transport error, other non-2xx answer (401, 404, 429, 5xx: the server or its set-up, not the
+client) or malformed reply is a BackendError (HTTP 502, or an error event once a stream has begun).
 """
 
 import json
@@ -14,9 +16,10 @@ from typing import Any
 
 import httpx
 
-from llmops.serve.types import BackendError, ChatBackend, Chunk, Completion, Message, Sampling
+from llmops.serve.types import BackendError, ChatBackend, Chunk, ClientError, Completion, Message, Sampling
 
 __all__ = ["ChatBackend", "UpstreamBackend"]
+CLIENT_STATUSES = frozenset({400, 413, 422})  # an upstream's answers that refuse the request itself
 
 
 class UpstreamBackend:
@@ -35,7 +38,7 @@ class UpstreamBackend:
         except httpx.HTTPError as exc:
             raise BackendError(f"upstream {self.url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 300:
-            raise BackendError(f"upstream {self.url}: HTTP {response.status_code}: {response.text[:200]}")
+            raise _refusal(self.url, response.status_code, response.text)
         return _parse(self.url, response.content)
 
     async def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk, None]:
@@ -44,7 +47,7 @@ class UpstreamBackend:
             async with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code >= 300:
                     text = (await response.aread()).decode(errors="replace")
-                    raise BackendError(f"upstream {self.url}: HTTP {response.status_code}: {text[:200]}")
+                    raise _refusal(self.url, response.status_code, text)
                 if not response.headers.get("content-type", "").startswith("text/event-stream"):
                     completion = _parse(self.url, await response.aread())
                     yield Chunk(completion.text)
@@ -57,6 +60,11 @@ class UpstreamBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _refusal(url: str, status: int, text: str) -> Exception:
+    message = f"upstream {url}: HTTP {status}: {text[:200]}"
+    return ClientError(message) if status in CLIENT_STATUSES else BackendError(message)
 
 
 def _body(model: str, messages: list[Message], sampling: Sampling) -> dict[str, Any]:

@@ -6,10 +6,15 @@ workspace's data/llmops, relative output paths land in the workspace, `key=value
 LLaMA-Factory key are applied, fp16/bf16 are switched off without CUDA, and the YAML goes to
 `configs/llmops/<stage>_config_<YYYYmmdd_HHMMSS>.yaml`.
 
+From the network (UI, API) only the keys of `NETWORK_HYPERPARAMETERS` may be set (`check_network_overrides`);
+the CLI accepts any key.
+
 Multi-GPU and DeepSpeed are LLaMA-Factory's job: set `deepspeed=<ds_config.json>` as an override and
 FORCE_TORCHRUN=1 (plus NNODES, NPROC_PER_NODE …) in the environment; both are passed through unchanged.
 """
 
+import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +23,98 @@ from typing import Any
 import yaml
 
 from llmops.errors import LLMOpsError
-from llmops.fileio import write_text_atomic
+from llmops.fileio import read_text_file, write_text_atomic
 from llmops.settings import parse_override
 from llmops.workspace import Workspace
 
 FILE_STAGES = {"pt": "cpt", "sft": "sft", "dpo": "dpo"}
 PATH_KEYS = ("output_dir", "model_name_or_path", "adapter_name_or_path", "ref_model", "deepspeed")
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A LLaMA-Factory key the network (UI, API) may set: its type, lowest value, allowed words and stages."""
+
+    type: type[int] | type[float] | type[str]
+    minimum: float = 0
+    choices: tuple[str, ...] = ()
+    stages: tuple[str, ...] = tuple(FILE_STAGES)
+
+
+# The only keys a config written from the network may set; paths, code and output folders are never here
+# (an operator sets them in the workspace settings or on the CLI, where any key is accepted).
+NETWORK_HYPERPARAMETERS: dict[str, Hyperparameter] = {
+    "learning_rate": Hyperparameter(float),
+    "num_train_epochs": Hyperparameter(int, 1),
+    "max_steps": Hyperparameter(int, -1),
+    "per_device_train_batch_size": Hyperparameter(int, 1),
+    "gradient_accumulation_steps": Hyperparameter(int, 1),
+    "cutoff_len": Hyperparameter(int, 1),
+    "lora_rank": Hyperparameter(int, 1),
+    "lora_alpha": Hyperparameter(int, 1),
+    "lora_dropout": Hyperparameter(float),
+    "lora_target": Hyperparameter(str),
+    "lr_scheduler_type": Hyperparameter(str, choices=("linear", "cosine", "cosine_with_restarts", "polynomial",
+                                                      "constant", "constant_with_warmup")),
+    "warmup_steps": Hyperparameter(int),
+    "warmup_ratio": Hyperparameter(float),
+    "max_grad_norm": Hyperparameter(float),
+    "weight_decay": Hyperparameter(float),
+    "logging_steps": Hyperparameter(int, 1),
+    "save_steps": Hyperparameter(int, 1),
+    "seed": Hyperparameter(int),
+    "pref_beta": Hyperparameter(float, stages=("dpo",)),
+    "pref_loss": Hyperparameter(str, choices=("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"),
+                                stages=("dpo",)),
+    "pref_ftx": Hyperparameter(float, stages=("dpo",)),
+}
+_LORA_TARGET = re.compile(r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$")
+
+
+def network_hyperparameters(stage: str) -> dict[str, Hyperparameter]:
+    """The whitelisted hyperparameters of a stage (pt | sft | dpo), in the whitelist's order."""
+    return {key: spec for key, spec in NETWORK_HYPERPARAMETERS.items() if stage in spec.stages}
+
+
+def check_network_value(stage: str, key: str, value: Any) -> int | float | str:
+    """`value` of `key` as its whitelisted type; LLMOpsError naming the key for any other key or a bad value."""
+    spec = network_hyperparameters(stage).get(key)
+    if spec is None:
+        allowed = ", ".join(network_hyperparameters(stage))
+        raise LLMOpsError(f"{key}: cannot be set from the UI or API (allowed for {stage}: {allowed}); "
+                          "an operator sets it in the workspace settings or on the CLI")
+    if spec.type is str:
+        text = str(value).strip() if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+        valid = text in spec.choices if spec.choices else bool(_LORA_TARGET.match(text))
+        if not valid:
+            expected = " | ".join(spec.choices) or "module names separated by commas, or all"
+            raise LLMOpsError(f"{key}: {value!r} is not allowed (expected {expected})")
+        return text
+    number = _number(value)
+    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+        raise LLMOpsError(f"{key}: {value!r} is not a finite number")
+    if spec.type is int and number != int(number):
+        raise LLMOpsError(f"{key}: {value!r} is not a whole number")
+    if number < spec.minimum:
+        raise LLMOpsError(f"{key}: {value!r} is below {spec.minimum:g}")
+    return int(number) if spec.type is int else float(number)
+
+
+def check_network_hyperparameters(stage: str, values: dict[str, Any]) -> dict[str, int | float | str]:
+    """The checked values of whitelisted keys (a None value, an empty field, is left out)."""
+    return {key: check_network_value(stage, key, value) for key, value in values.items()
+            if value is not None and value != ""}
+
+
+def check_network_overrides(stage: str, overrides: list[str]) -> dict[str, int | float | str]:
+    """`key=value` overrides typed in the UI or sent to the API: whitelisted keys with checked values only;
+    `trust_remote_code`, `output_dir`, `deepspeed`, paths and unknown keys are refused by name."""
+    values: dict[str, int | float | str] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        key = ".".join(path)
+        values[key] = check_network_value(stage, key, value)
+    return values
 
 
 def create_cpt_config(
@@ -263,9 +354,10 @@ def write_config(
 
 def read_config(path: Path) -> dict[str, Any]:
     """A config YAML file as a dict; errors name the file."""
+    text = read_text_file(path, what="config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raw = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
         raise LLMOpsError(f"{path}: cannot read the config: {exc}") from exc
     if not isinstance(raw, dict):
         raise LLMOpsError(f"{path}: expected a mapping of LLaMA-Factory arguments")

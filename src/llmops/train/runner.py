@@ -150,8 +150,9 @@ class LLaMAFactoryTrainer:
             time.sleep(poll_s)
 
     def logs(self, run_id: str, tail: int | None = None) -> str:
-        """The run's log (the last `tail` lines if given)."""
-        path = runs.read_run(self.workspace, run_id, with_progress=False).log_path
+        """The run's log (the last `tail` lines if given): its own train.log, refused outside runs/."""
+        path = self.workspace.confine(runs.read_run(self.workspace, run_id, with_progress=False).log_path,
+                                      self.workspace.runs_dir)
         if tail is not None:
             return runs.log_tail(path, tail)
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""

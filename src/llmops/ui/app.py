@@ -4,26 +4,45 @@ Every tab is built by a small function that returns a `Section`; on each page lo
 opened, the sections' `load` functions re-read the workspace and the database (spec 5.2 `resume`), so a
 reload shows a running training's live status again. Actions call the library (or, for serving state,
 the gateway's routes).
+
+Sign-in: Gradio's own login (user `admin` with the admin token, or a user of `auth.users`) guards the page,
+and `SignInGuard` every other route under /ui. With `auth.open_arena` the arena tab alone is also served,
+without sign-in, at /arena. `OriginGuard` keeps foreign origins off /ui, /arena and the admin routes.
 """
+
+import asyncio
+from collections.abc import Awaitable, Callable
 
 import gradio as gr
 from fastapi import FastAPI
+from gradio.routes import App as GradioApp
+from starlette.routing import Mount
 
+from llmops.auth import verify_user
+from llmops.errors import LLMOpsError
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.ui import arena_tab, data_tab, models_tab, monitor_tab, train_tab
 from llmops.ui.gateway_client import GatewayClient
+from llmops.ui.guard import OriginGuard, SignInGuard, login_page, no_uploads
 from llmops.ui.section import Section
 from llmops.workspace import Workspace
 
 UI_PATH = "/ui"
+ARENA_PATH = "/arena"
+ADMIN_PATH = "/v1/admin"
+SIGN_IN_MESSAGE = ("Sign in as <code>admin</code> with the workspace's admin token (.llmops/admin_token), "
+                   "or as a user added with <code>llmops auth add-user</code>.")
 
 
 def assemble(workspace: Workspace, gateway: FastAPI | None = None) -> tuple[gr.Blocks, list[Section]]:
     """The Blocks and its sections; without a `gateway` app the arena and promote/rollback are disabled."""
-    client = GatewayClient(gateway) if gateway is not None else None
+    client = GatewayClient(gateway, arena_token=workspace.admin_token) if gateway is not None else None
     trainer = LLaMAFactoryTrainer(workspace)
     with gr.Blocks(title="llmops", analytics_enabled=False) as blocks:
-        gr.Markdown(f"# llmops · closed-loop LLM system\nworkspace `{workspace.root}`")
+        with gr.Row():
+            gr.Markdown(f"# llmops · closed-loop LLM system\nworkspace `{workspace.root}`")
+            signed_in = gr.Markdown(elem_id="signed-in")
+        blocks.load(signed_in_as, outputs=signed_in)
         with gr.Tabs():
             with gr.Tab("Data", id="data") as data_page:
                 data = data_tab.render(workspace)
@@ -48,8 +67,49 @@ def build_ui(workspace: Workspace, gateway: FastAPI | None = None) -> gr.Blocks:
     return assemble(workspace, gateway)[0]
 
 
+def signed_in_as(request: gr.Request) -> str:
+    """The header's line: who is signed in, and the link to Gradio's logout route (it ends every session)."""
+    if not request.username:
+        return ""
+    return f"signed in as `{request.username}` · [sign out]({UI_PATH}/logout)"
+
+
+def build_arena(workspace: Workspace, gateway: FastAPI) -> gr.Blocks:
+    """The voters' page: the arena tab alone; its battles and votes carry no credentials."""
+    page = gr.Blocks(title="llmops arena", analytics_enabled=False)
+    with page:
+        gr.Markdown("# llmops · A/B arena")
+        section = arena_tab.render(workspace, GatewayClient(gateway))
+        page.load(section.load, outputs=list(section.outputs))
+    return page
+
+
+def _sign_in(workspace: Workspace) -> Callable[[str, str], Awaitable[bool]]:
+    async def check(user: str, password: str) -> bool:
+        return await asyncio.to_thread(verify_user, workspace, user, password)
+
+    return check
+
+
+def _gradio_at(app: FastAPI, path: str) -> GradioApp:
+    for route in app.routes:
+        if isinstance(route, Mount) and route.path == path and isinstance(route.app, GradioApp):
+            return route.app
+    raise LLMOpsError(f"{path}: no Gradio app is mounted there")
+
+
 def mount_ui(app: FastAPI, workspace: Workspace, path: str = UI_PATH) -> FastAPI:
-    """Mount the UI at `path` (default /ui) of the gateway `app`; returns the app."""
-    blocks = build_ui(workspace, gateway=app)
-    mounted: FastAPI = gr.mount_gradio_app(app, blocks, path=path, ssr_mode=False, show_api=False)
-    return mounted
+    """Mount the UI at `path` (default /ui) of the gateway `app` behind sign-in, the voters' arena at /arena
+    when `auth.open_arena`, and the origin check; returns the app."""
+    settings = workspace.settings.auth
+    gr.mount_gradio_app(app, build_ui(workspace, gateway=app), path=path, ssr_mode=False, show_api=False,
+                        auth=_sign_in(workspace), auth_message=SIGN_IN_MESSAGE)
+    app.add_middleware(SignInGuard, prefix=path, gradio=_gradio_at(app, path), public=login_page, sign_in_at=path)
+    guarded = [path, ADMIN_PATH]
+    if settings.open_arena:
+        gr.mount_gradio_app(app, build_arena(workspace, app), path=ARENA_PATH, ssr_mode=False, show_api=False)
+        app.add_middleware(SignInGuard, prefix=ARENA_PATH, gradio=_gradio_at(app, ARENA_PATH), public=no_uploads,
+                           sign_in_at=path)
+        guarded.append(ARENA_PATH)
+    app.add_middleware(OriginGuard, prefixes=guarded, allowed=settings.allowed_origins)
+    return app

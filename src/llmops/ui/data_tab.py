@@ -8,7 +8,8 @@ import pandas as pd
 
 from llmops.data.corpus import CorpusReport, build_corpus
 from llmops.data.preferences import export_preferences, pair_stats
-from llmops.data.registry import list_datasets, validate_dataset
+from llmops.data.registry import list_datasets, validate_registered
+from llmops.data.uploads import UPLOAD_SUFFIXES, network_documents, save_uploads
 from llmops.demo.preset import copy_preset_documents
 from llmops.errors import LLMOpsError
 from llmops.ui import instructions_panel
@@ -20,7 +21,7 @@ PAIR_COLUMNS = ("votes", "valid_pairs", "ties", "both_bad", "identical", "empty"
 
 
 def preset_folder(workspace: Workspace) -> Path:
-    return workspace.root / "documents" / "preset"
+    return workspace.documents_dir / "preset"
 
 
 def corpus_report(report: CorpusReport) -> str:
@@ -45,20 +46,33 @@ def pairs_table(workspace: Workspace) -> pd.DataFrame:
     return frame([vars(pair_stats(workspace))], PAIR_COLUMNS)
 
 
+def _listed(workspace: Workspace, paths: list[Path]) -> str:
+    """Document paths as the corpus field takes them: relative to documents/, one a line."""
+    return "\n".join(p.relative_to(workspace.documents_dir).as_posix() for p in paths)
+
+
 def load_preset(workspace: Workspace) -> tuple[str, str]:
-    """Copy the bundled documents into the workspace; returns (their paths one a line, a status)."""
+    """Copy the bundled documents into documents/preset/; returns (their paths one a line, a status)."""
     copies = copy_preset_documents(preset_folder(workspace))
-    return "\n".join(str(p) for p in copies), f"loaded {len(copies)} preset documents"
+    return _listed(workspace, copies), f"loaded {len(copies)} preset documents"
 
 
-def save_corpus(workspace: Workspace, text: str, tokenizer: str, size: float, overlap: float, near: float) -> str:
-    """Process the listed documents into a registered CPT dataset (as `llmops data corpus`); returns the report."""
-    files = [Path(line.strip()) for line in text.splitlines() if line.strip()]
+def upload(workspace: Workspace, files: list[str] | None, current: str) -> tuple[str, str]:
+    """Copy uploaded files into documents/uploads/ and add them to the corpus field; returns (field, status)."""
     try:
-        if not files:
-            raise LLMOpsError("documents: give at least one file or folder")
-        return corpus_report(build_corpus(workspace, files, tokenizer=tokenizer.strip() or None,
-                                          chunk_size=int(size), chunk_overlap=int(overlap),
+        copies = save_uploads(workspace, [Path(f) for f in files or []])
+    except LLMOpsError as exc:
+        return current, failed(exc)
+    text = "\n".join(part for part in (current.strip(), _listed(workspace, copies)) if part)
+    return text, f"uploaded {len(copies)} documents to `{copies[0].parent}`"
+
+
+def save_corpus(workspace: Workspace, text: str, size: float, overlap: float, near: float) -> str:
+    """Process the listed documents (inside documents/) into a registered CPT dataset with the settings'
+    tokenizer (as `llmops data corpus`); returns the report."""
+    try:
+        files = network_documents(workspace, text.splitlines())
+        return corpus_report(build_corpus(workspace, files, chunk_size=int(size), chunk_overlap=int(overlap),
                                           near_dup_threshold=near))
     except LLMOpsError as exc:
         return failed(exc)
@@ -67,10 +81,14 @@ def save_corpus(workspace: Workspace, text: str, tokenizer: str, size: float, ov
 def _corpus_panel(workspace: Workspace) -> tuple[gr.Textbox, gr.Markdown]:
     settings = workspace.settings
     with gr.Row():
-        paths = gr.Textbox(label="Documents (files or folders, one a line)", lines=4, scale=3)
+        with gr.Column(scale=3):
+            paths = gr.Textbox(label="Documents in documents/ (files or folders relative to it, one a line)",
+                               lines=4, elem_id="corpus-paths")
+            files = gr.File(label=f"Upload documents ({' '.join(UPLOAD_SUFFIXES)}) to documents/uploads/",
+                            file_count="multiple", file_types=list(UPLOAD_SUFFIXES), elem_id="documents-upload")
         with gr.Column(scale=2):
-            tokenizer = gr.Textbox(label="Tokenizer (HF folder or hub id)",
-                                   value=settings.data.tokenizer or settings.train.base_model)
+            gr.Textbox(label="Tokenizer (settings: data.tokenizer, else train.base_model)", interactive=False,
+                       value=settings.data.tokenizer or settings.train.base_model)
             chunk_size = gr.Number(label="chunk_size (tokens)", value=settings.data.chunk_size, precision=0,
                                    minimum=16)
             overlap = gr.Number(label="chunk_overlap (tokens)", value=settings.data.chunk_overlap, precision=0,
@@ -83,8 +101,10 @@ def _corpus_panel(workspace: Workspace) -> tuple[gr.Textbox, gr.Markdown]:
     report = gr.Markdown()
 
     load_btn.click(lambda: load_preset(workspace), outputs=[paths, report])
-    save_btn.click(lambda *values: save_corpus(workspace, *values), inputs=[paths, tokenizer, chunk_size, overlap,
-                                                                           threshold], outputs=report)
+    files.upload(lambda given, current: upload(workspace, given, current), inputs=[files, paths],
+                 outputs=[paths, report])
+    save_btn.click(lambda *values: save_corpus(workspace, *values), inputs=[paths, chunk_size, overlap, threshold],
+                   outputs=report)
     return paths, report
 
 
@@ -99,9 +119,10 @@ def export_pairs(workspace: Workspace) -> tuple[pd.DataFrame, str]:
 
 
 def validate(workspace: Workspace, name: str) -> str:
-    """Validate a registered dataset (as `llmops data validate`): ok, or one `file:line: field: problem` a line."""
+    """Validate a registered dataset by name (as `llmops data validate NAME`, never a path): ok, or one
+    `file:line: field: problem` a line."""
     try:
-        report = validate_dataset(workspace, name or "")
+        report = validate_registered(workspace, name or "")
     except LLMOpsError as exc:
         return failed(exc)
     if report.ok:

@@ -3,8 +3,11 @@
 Arena battles and votes, promotion and rollback run exactly the code of `POST /v1/arena/battles`,
 `/vote`, `/v1/admin/promote` and `/v1/admin/rollback` (validation, metrics, token check included):
 the UI sends the request to the app it is mounted in through httpx's ASGI transport, no socket.
+Behind the UI's sign-in, battles and votes carry the admin token (`arena_token`), so they work for a
+signed-in operator when the arena is closed; the voters' page at /arena sends none.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,8 +19,9 @@ from llmops.errors import LLMOpsError
 class GatewayClient:
     """Calls the routes of one gateway app; a 4xx/5xx answer becomes an LLMOpsError with its message."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, arena_token: Callable[[], str] | None = None) -> None:
         self.app = app
+        self.arena_token = arena_token
 
     async def _post(self, path: str, body: dict[str, Any], token: str = "") -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -35,11 +39,14 @@ class GatewayClient:
 
     async def battle(self, prompt: str, user: str = "") -> dict[str, Any]:
         """Two anonymous answers to `prompt`: {id, prompt, response_a, response_b}."""
-        return await self._post("/v1/arena/battles", {"prompt": prompt, "user": user})
+        return await self._post("/v1/arena/battles", {"prompt": prompt, "user": user}, self._arena_token())
 
     async def vote(self, battle_id: str, vote: str) -> dict[str, Any]:
         """Vote a|b|tie|both_bad on a battle; the answer reveals model_a and model_b."""
-        return await self._post(f"/v1/arena/battles/{battle_id}/vote", {"vote": vote})
+        return await self._post(f"/v1/arena/battles/{battle_id}/vote", {"vote": vote}, self._arena_token())
+
+    def _arena_token(self) -> str:
+        return self.arena_token() if self.arena_token is not None else ""
 
     async def promote(self, token: str, model: str = "") -> dict[str, Any]:
         """Promote `model` (or the running rollout's candidate when empty) with the admin token."""

@@ -1,86 +1,86 @@
-"""CPT / SFT / DPO forms built from the config builders' signatures, so the spec's defaults live in one place."""
+"""CPT / SFT / DPO forms: a registered dataset, a model (the base or a registered version), the whitelisted
+hyperparameters (`train.configs.NETWORK_HYPERPARAMETERS`, the builders' defaults) and overrides of those keys
+only. The library (`train.network`) checks the request, derives the output folder and writes the config."""
 
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from llmops.train.configs import (
-    config_yaml,
-    create_cpt_config,
-    create_dpo_config,
-    create_sft_config,
-    write_config,
+from llmops.train.configs import Hyperparameter, config_yaml, network_hyperparameters
+from llmops.train.network import (
+    BASE_MODEL,
+    dataset_choices,
+    default_hyperparameters,
+    model_choices,
+    write_network_config,
 )
 from llmops.workspace import Workspace
 
-BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "CPT": create_cpt_config,
-    "SFT": create_sft_config,
-    "DPO": create_dpo_config,
-}
+STAGES = {"CPT": "pt", "SFT": "sft", "DPO": "dpo"}
+UNSET = "not set: the default"
 
 
 @dataclass(frozen=True)
 class Form:
-    stage: str
+    stage: str  # CPT | SFT | DPO
+    dataset: gr.Dropdown
+    model: gr.Dropdown
     names: list[str]
     fields: list[gr.components.Component]
     overrides: gr.Textbox
 
-
-def _field(stage: str, name: str, default: Any) -> gr.components.Component:
-    elem_id = f"{stage.lower()}-{name}"
-    if isinstance(default, bool):
-        return gr.Checkbox(label=name, value=default, elem_id=elem_id)
-    if isinstance(default, int):
-        return gr.Number(label=name, value=default, precision=0, elem_id=elem_id)
-    if isinstance(default, float):
-        return gr.Number(label=name, value=default, elem_id=elem_id)
-    return gr.Textbox(label=name, value=default or "", elem_id=elem_id)
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        """What the Generate button sends: dataset, model, the fields, the overrides."""
+        return [self.dataset, self.model, *self.fields, self.overrides]
 
 
-def workspace_defaults(workspace: Workspace) -> dict[str, Any]:
-    """The workspace's own choices that replace the builders' defaults in the forms."""
-    return {"model_name": workspace.settings.train.base_model, "template": workspace.settings.train.template}
+def _field(elem_id: str, name: str, spec: Hyperparameter, default: Any) -> gr.components.Component:
+    """A widget for one whitelisted key whose default is a valid value of the widget. A number the builder
+    leaves unset stays empty (sent as None, so left out of the config): the placeholder keeps Gradio's
+    browser code from turning an empty number field into 0, which `minimum` may refuse or which would
+    silently set e.g. `seed: 0` or `max_grad_norm: 0`."""
+    if spec.choices:
+        return gr.Dropdown(label=name, choices=list(spec.choices), value=default, elem_id=elem_id)
+    if spec.type is str:
+        return gr.Textbox(label=name, value=default or "", elem_id=elem_id)
+    return gr.Number(label=name, value=default, precision=0 if spec.type is int else None, minimum=spec.minimum,
+                     placeholder=UNSET, elem_id=elem_id)
 
 
-def render_form(stage: str, defaults: dict[str, Any]) -> Form:
-    """One field per parameter of the stage's builder (numbers as numbers), plus free `key=value` overrides."""
-    parameters = inspect.signature(BUILDERS[stage]).parameters
-    fields = []
+def choices(workspace: Workspace, stage: str) -> tuple[Any, Any]:
+    """Updates of a form's dataset and model dropdowns: what is registered now (newest dataset selected)."""
+    datasets = dataset_choices(workspace, STAGES[stage])
+    return (gr.update(choices=datasets, value=datasets[0] if datasets else None),
+            gr.update(choices=model_choices(workspace), value=BASE_MODEL))
+
+
+def render_form(workspace: Workspace, stage: str) -> Form:
+    """The dataset and model dropdowns, one field per whitelisted hyperparameter, and overrides of those."""
+    prefix = stage.lower()
+    datasets = dataset_choices(workspace, STAGES[stage])
     with gr.Row(equal_height=False):
-        for name, parameter in parameters.items():
-            fields.append(_field(stage, name, defaults.get(name, parameter.default)))
-    overrides = gr.Textbox(label="Overrides: any LLaMA-Factory key, key=value one a line (e.g. max_steps=20)",
-                           lines=2, elem_id=f"overrides-{stage.lower()}")
-    return Form(stage, list(parameters), fields, overrides)
-
-
-def arguments(form: Form, values: tuple[Any, ...]) -> dict[str, Any]:
-    """The builder's keyword arguments from the form's values (an empty text means the parameter's None)."""
-    parameters = inspect.signature(BUILDERS[form.stage]).parameters
-    result: dict[str, Any] = {}
-    for name, value in zip(form.names, values, strict=True):
-        default = parameters[name].default
-        if isinstance(default, int) and not isinstance(default, bool):
-            result[name] = int(value)
-        elif isinstance(value, str) and not value.strip():
-            result[name] = None if default is None else value
-        else:
-            result[name] = value
-    return result
+        dataset = gr.Dropdown(label="Dataset (registered)", choices=datasets, value=datasets[0] if datasets else None,
+                              elem_id=f"{prefix}-dataset")
+        model = gr.Dropdown(label="Model (base or registered version)", choices=model_choices(workspace),
+                            value=BASE_MODEL, elem_id=f"{prefix}-model")
+    defaults = default_hyperparameters(STAGES[stage])
+    specs = network_hyperparameters(STAGES[stage])
+    with gr.Row(equal_height=False):
+        fields = [_field(f"{prefix}-{name}", name, spec, defaults[name]) for name, spec in specs.items()]
+    overrides = gr.Textbox(label="Overrides of the hyperparameters above, key=value one a line (e.g. max_steps=20)",
+                           lines=2, elem_id=f"overrides-{prefix}")
+    return Form(stage, dataset, model, list(specs), fields, overrides)
 
 
 def override_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def generate(workspace: Workspace, form: Form, values: tuple[Any, ...], overrides: str) -> tuple[str, str, str]:
-    """Write the stage's config to configs/llmops/; returns (path, YAML, notes)."""
-    config = BUILDERS[form.stage](**arguments(form, values))
-    written = write_config(workspace, config, override_lines(overrides))
-    notes = "; ".join(written.notes)
-    return str(written.path), config_yaml(written.config), notes
+def generate(workspace: Workspace, form: Form, values: tuple[Any, ...]) -> tuple[str, str, str]:
+    """Write the stage's config from the form's values (`form.inputs` order); returns (path, YAML, notes)."""
+    dataset, model, *fields, overrides = values
+    written = write_network_config(workspace, STAGES[form.stage], dataset or "", model or "",
+                                   dict(zip(form.names, fields, strict=True)), override_lines(overrides or ""))
+    return str(written.path), config_yaml(written.config), "; ".join(written.notes)

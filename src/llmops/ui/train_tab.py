@@ -1,6 +1,7 @@
 """Train tab (spec 3, 5.1, 8.2 steps 2–3): config forms, generate YAML, start / stop, live log and loss, history.
 
-Runs are started through LLaMAFactoryTrainer (a `llamafactory-cli train` subprocess), never in this process.
+Runs are started through LLaMAFactoryTrainer (a `llamafactory-cli train` subprocess), never in this process,
+and only from configs in the workspace's configs/llmops/ (`train.network.start_network_config`).
 A gr.Timer polls the selected run; the page load selects the running one again (spec 5.2 `resume`).
 """
 
@@ -11,6 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from llmops.errors import LLMOpsError
+from llmops.train.network import start_network_config
 from llmops.train.progress import read_trainer_log
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.train.runs import RunStatus
@@ -60,9 +62,10 @@ def watch(trainer: LLaMAFactoryTrainer, run_id: str) -> tuple[str, str, pd.DataF
         return "no run selected", "", frame([], ("step", "loss"))
     try:
         status = trainer.get_status(run_id)
+        log = trainer.logs(run_id, tail=LOG_LINES)
     except LLMOpsError as exc:
         return failed(exc), "", frame([], ("step", "loss"))
-    return describe(status), trainer.logs(run_id, tail=LOG_LINES), loss_curve(status)
+    return describe(status), log, loss_curve(status)
 
 
 def selected_run(trainer: LLaMAFactoryTrainer) -> str:
@@ -75,7 +78,7 @@ def selected_run(trainer: LLaMAFactoryTrainer) -> str:
 
 def _stage_tab(workspace: Workspace, stage: str) -> tuple[train_forms.Form, gr.Button]:
     with gr.Tab(stage, id=f"train-{stage.lower()}"):
-        form = train_forms.render_form(stage, train_forms.workspace_defaults(workspace))
+        form = train_forms.render_form(workspace, stage)
         button = gr.Button(f"Generate {stage} config", elem_id=f"generate-{stage.lower()}")
     return form, button
 
@@ -83,11 +86,11 @@ def _stage_tab(workspace: Workspace, stage: str) -> tuple[train_forms.Form, gr.B
 def _bind_generate(workspace: Workspace, form: train_forms.Form, button: gr.Button, outputs: list[Any]) -> None:
     def generate(*values: Any) -> tuple[str, str, str]:
         try:
-            return train_forms.generate(workspace, form, values[:-1], values[-1])
+            return train_forms.generate(workspace, form, values)
         except LLMOpsError as exc:
             return "", "", failed(exc)
 
-    button.click(generate, inputs=[*form.fields, form.overrides], outputs=outputs)
+    button.click(generate, inputs=form.inputs, outputs=outputs)
 
 
 def _run_controls(trainer: LLaMAFactoryTrainer, config_path: gr.Textbox) -> gr.Textbox:
@@ -99,9 +102,7 @@ def _run_controls(trainer: LLaMAFactoryTrainer, config_path: gr.Textbox) -> gr.T
 
     def start(path: str) -> tuple[str, str]:
         try:
-            if not path:
-                raise LLMOpsError("generate a config first")
-            return trainer.start_training(Path(path)), f"started from `{path}`"
+            return start_network_config(trainer, path or ""), f"started from `{path}`"
         except LLMOpsError as exc:
             return "", failed(exc)
 
@@ -118,7 +119,7 @@ def _run_controls(trainer: LLaMAFactoryTrainer, config_path: gr.Textbox) -> gr.T
 
 def render(workspace: Workspace, trainer: LLaMAFactoryTrainer) -> Section:
     with gr.Tabs():
-        stages = [_stage_tab(workspace, stage) for stage in train_forms.BUILDERS]
+        stages = [_stage_tab(workspace, stage) for stage in train_forms.STAGES]
     config_path = gr.Textbox(label="Config file", interactive=False, elem_id="config-path")
     notes = gr.Markdown()
     yaml_box = gr.Code(label="LLaMA-Factory YAML", language="yaml", interactive=False, elem_id="config-yaml")
@@ -138,6 +139,8 @@ def render(workspace: Workspace, trainer: LLaMAFactoryTrainer) -> Section:
 
     def load() -> list[Any]:
         current = selected_run(trainer)
-        return [current, *watch(trainer, current), runs_table(trainer)]
+        dropdowns = [update for form, _ in stages for update in train_forms.choices(workspace, form.stage)]
+        return [current, *watch(trainer, current), runs_table(trainer), *dropdowns]
 
-    return Section("train", load, [run_id, status, log, curve, history])
+    selectors = [widget for form, _ in stages for widget in (form.dataset, form.model)]
+    return Section("train", load, [run_id, status, log, curve, history, *selectors])
