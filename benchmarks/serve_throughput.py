@@ -30,11 +30,11 @@ from rich.table import Table
 
 from llmops.demo.base_model import BaseModelSpec, build_base_model
 from llmops.demo.preset import preset_texts
+from llmops.inference.engine import GenerationRequest, InferenceModel
+from llmops.inference.types import Sampling
 from llmops.models import registry
-from llmops.serve.engine import GenerationRequest, InferenceModel
 from llmops.serve.metrics import percentile
 from llmops.serve.server import GatewayProcess
-from llmops.serve.types import Sampling
 from llmops.settings import ServeSettings
 from llmops.workspace import init_workspace
 

@@ -4,7 +4,7 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from llmops.serve.types import Chunk, Completion, Message, Sampling
+from llmops.inference.types import Chunk, Completion, Message, Sampling
 
 
 async def stream_of(backend: Any, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from llmops.inference.engine import InferenceModel
 from llmops.loop import rollout
 from llmops.models import registry
-from llmops.serve.engine import InferenceModel
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from llmops import db
+from llmops.inference.engine import InferenceModel
 from llmops.models import registry
-from llmops.serve.engine import InferenceModel
 from llmops.serve.gateway import create_app
 from llmops.workspace import Workspace, open_workspace
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from llmops.inference.engine import InferenceModel
 from llmops.models import registry
-from llmops.serve.engine import InferenceModel
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer
 from llmops.workspace import Workspace

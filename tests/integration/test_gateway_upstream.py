@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from llmops.inference.engine import InferenceModel
 from llmops.models import registry
-from llmops.serve.engine import InferenceModel
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.gateway import create_app
 from llmops.serve.metrics import version_metrics

@@ -7,13 +7,13 @@ import pytest
 
 from llmops.demo.simulated_users import SimulatedUsers
 from llmops.demo.traffic import send_traffic
+from llmops.inference.engine import InferenceModel
+from llmops.inference.types import Sampling
 from llmops.loop import flywheel, rollout
 from llmops.models import registry
-from llmops.serve.engine import InferenceModel
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer
-from llmops.serve.types import Sampling
 from llmops.workspace import Workspace, init_workspace, open_workspace
 
 pytestmark = pytest.mark.integration

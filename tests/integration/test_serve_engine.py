@@ -14,10 +14,10 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llmops.errors import LLMOpsError
+from llmops.inference.engine import GenerationRequest, InferenceModel
+from llmops.inference.types import Chunk, Sampling
 from llmops.models import registry
-from llmops.serve.engine import GenerationRequest, InferenceModel
 from llmops.serve.gateway import create_app
-from llmops.serve.types import Chunk, Sampling
 from llmops.workspace import Workspace
 
 pytestmark = pytest.mark.integration

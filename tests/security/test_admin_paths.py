@@ -14,10 +14,10 @@ from fakes import stream_of
 from llmops import db
 from llmops.data.registry import data_file, get_dataset, publish_dataset, register_dataset, validate_dataset
 from llmops.errors import LLMOpsError
+from llmops.inference.engine import InferenceModel
+from llmops.inference.types import Chunk, Completion, Message, Sampling
 from llmops.models import registry
-from llmops.serve.engine import InferenceModel
 from llmops.serve.gateway import create_app
-from llmops.serve.types import Chunk, Completion, Message, Sampling
 from llmops.settings import load_settings
 from llmops.workspace import Workspace, open_workspace
 

@@ -20,14 +20,14 @@ from pydantic import ValidationError
 from transformers import AutoConfig
 
 from llmops.errors import LLMOpsError
+from llmops.inference.engine import GenerationRequest, InferenceModel
+from llmops.inference.sampling import FAILED, RowSampling, next_tokens
+from llmops.inference.types import ClientError, Completion, Sampling
 from llmops.models import registry
 from llmops.serve.api_arena import BattleRequest
-from llmops.serve.engine import GenerationRequest, InferenceModel
 from llmops.serve.gateway import create_app
 from llmops.serve.metrics import version_metrics
-from llmops.serve.sampling import FAILED, RowSampling, next_tokens
 from llmops.serve.server import BackgroundServer
-from llmops.serve.types import ClientError, Completion, Sampling
 from llmops.workspace import Workspace, init_workspace
 
 PROMPTS = ["How do I charge the Bluetooth earbuds?", "蓝牙耳机怎么充电？", "Can I return the desk lamp?",

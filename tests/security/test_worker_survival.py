@@ -22,19 +22,19 @@ from fakes import Echo
 from llmops import cli, db
 from llmops.commands import serve as serve_command
 from llmops.commands import ui as ui_command
+from llmops.inference.decoding import Base, Row
+from llmops.inference.engine import InferenceModel
+from llmops.inference.scheduler import ContinuousBatcher
+from llmops.inference.types import Chunk, Completion, Message, Sampling
+from llmops.inference.workers import WorkerDied
 from llmops.models import registry
 from llmops.serve.arena import insert_battle, new_battle
 from llmops.serve.batching import DynamicBatcher
-from llmops.serve.decoding import Base, Row
-from llmops.serve.engine import InferenceModel
 from llmops.serve.gateway import create_app
 from llmops.serve.metrics import version_metrics
-from llmops.serve.scheduler import ContinuousBatcher
 from llmops.serve.server import BackgroundServer, free_port
 from llmops.serve.state import ServeState
 from llmops.serve.store import GroupWriter
-from llmops.serve.types import Chunk, Completion, Message, Sampling
-from llmops.serve.workers import WorkerDied
 from llmops.ui.gateway_client import GatewayClient
 from llmops.workspace import Workspace, open_workspace
 

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from fakes import stream_of
 from llmops import db
+from llmops.inference.types import Chunk, Completion, Message, Sampling
 from llmops.models import registry
 from llmops.serve.gateway import create_app
-from llmops.serve.types import Chunk, Completion, Message, Sampling
 from llmops.workspace import Workspace, open_workspace
 
 pytestmark = pytest.mark.anyio

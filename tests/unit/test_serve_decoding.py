@@ -2,9 +2,9 @@
 
 import torch
 
-from llmops.serve.kvcache import KVSlots
-from llmops.serve.sampling import RowSampling, next_tokens, penalize
-from llmops.serve.types import Sampling
+from llmops.inference.kvcache import KVSlots
+from llmops.inference.sampling import RowSampling, next_tokens, penalize
+from llmops.inference.types import Sampling
 
 
 def prompt(rows: list[list[float]]) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:

@@ -14,15 +14,16 @@ from llmops.demo.report import Scenario, TimelinePoint
 from llmops.demo.simulated_users import SimulatedUsers
 from llmops.demo.traffic import run_arena, send_traffic
 from llmops.errors import LLMOpsError
+from llmops.inference.engine import InferenceModel
+from llmops.inference.loading import load_version
+from llmops.inference.types import Sampling
 from llmops.loop import flywheel, rollout
 from llmops.loop.evaluate import Evaluation, Judge
 from llmops.loop.trigger import should_trigger_dpo_training
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
-from llmops.serve.engine import InferenceModel
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.server import BackgroundServer
-from llmops.serve.types import Sampling
 from llmops.train.pipeline import ProgressCallback, train_dpo
 from llmops.workspace import Workspace
 
@@ -110,10 +111,7 @@ def start_broken_candidate(ws: Workspace, engine: InferenceModel,
                            error_rate: float) -> tuple[BackgroundServer, ModelVersion]:
     """Production's weights behind an upstream that fails `error_rate` of requests, registered and rolled out."""
     production = registry.resolve(ws, "production")
-    if production.merged:
-        engine.load_model(production.name, production.path)
-    else:
-        engine.load_model(production.name, production.base_model, production.path)
+    load_version(engine, production)
     server = BackgroundServer(create_faulty_upstream(engine, production.name, error_rate=error_rate))
     server.start()
     scenario = f"production's weights behind an upstream failing {error_rate:.0%} of requests"

@@ -36,14 +36,14 @@ from llmops.demo.report import (
 )
 from llmops.demo.simulated_users import RubricJudge, SimulatedUsers
 from llmops.errors import LLMOpsError
+from llmops.inference.engine import InferenceModel
+from llmops.inference.types import Sampling
 from llmops.loop.answers import EngineAnswers
 from llmops.loop.evaluate import Evaluation
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
-from llmops.serve.engine import InferenceModel
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer
-from llmops.serve.types import Sampling
 from llmops.settings import Settings, save_settings
 from llmops.train.configs import create_sft_config
 from llmops.train.pipeline import dataset_lineage, run_stage, train_cpt

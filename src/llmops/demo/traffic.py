@@ -16,7 +16,7 @@ import httpx
 from rich.progress import Progress
 
 from llmops.demo.simulated_users import SimulatedUsers
-from llmops.serve.types import Sampling
+from llmops.inference.types import Sampling
 
 _VOTE_FIELD = {"A": "a", "B": "b", "tie": "tie", "both_bad": "both_bad"}
 

@@ -8,16 +8,11 @@ from collections.abc import Sequence
 
 from rich.progress import Progress
 
+from llmops.inference.engine import GenerationRequest, InferenceModel
+from llmops.inference.loading import load_version, serving_sampling
+from llmops.inference.types import Sampling
 from llmops.models import registry
-from llmops.serve.engine import GenerationRequest, InferenceModel
-from llmops.serve.types import Sampling
 from llmops.workspace import Workspace
-
-
-def serving_sampling(workspace: Workspace) -> Sampling:
-    s = workspace.settings.serve
-    return Sampling(max_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                    repetition_penalty=s.repetition_penalty)
 
 
 class EngineAnswers:
@@ -26,17 +21,13 @@ class EngineAnswers:
     def __init__(self, workspace: Workspace, sampling: Sampling | None = None, batch_size: int = 32,
                  engine: InferenceModel | None = None, show_progress: bool = True) -> None:
         self.workspace = workspace
-        self.sampling = sampling or serving_sampling(workspace)
+        self.sampling = sampling or serving_sampling(workspace.settings.serve)
         self.batch_size = batch_size
         self.engine = engine or InferenceModel(max_batch_size=batch_size)
         self.show_progress = show_progress
 
     def load(self, name: str) -> None:
-        version = registry.get_version(self.workspace, name)
-        if version.merged:
-            self.engine.load_model(name, version.path)
-        else:
-            self.engine.load_model(name, version.base_model, version.path)
+        load_version(self.engine, registry.get_version(self.workspace, name))
 
     def __call__(self, model: str, prompts: Sequence[str]) -> list[str]:
         self.load(model)

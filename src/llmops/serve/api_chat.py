@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmops.auth import is_admin_token
 from llmops.errors import LLMOpsError
+from llmops.inference.loading import serving_sampling
+from llmops.inference.types import BackendError, Completion, Message, Sampling
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
 from llmops.serve.router import DEFAULT_MODEL, route
 from llmops.serve.state import Served, ServeState, Streamed
-from llmops.serve.types import BackendError, Completion, Message, Sampling
 from llmops.settings import MaxTokens, RepetitionPenalty, Temperature, TopK, TopP
 
 
@@ -69,13 +70,8 @@ def sampling_of(state: ServeState, request: SamplingFields) -> Sampling:
     max_tokens = getattr(request, "max_completion_tokens", None) or request.max_tokens or settings.max_new_tokens
     if max_tokens > settings.max_new_tokens:
         raise HTTPException(400, f"max_tokens: {max_tokens} exceeds the limit of {settings.max_new_tokens}")
-
-    def pick(name: str) -> Any:
-        value = getattr(request, name)
-        return getattr(settings, name) if value is None else value
-
-    return Sampling(max_tokens=max_tokens, temperature=pick("temperature"), top_p=pick("top_p"),
-                    top_k=pick("top_k"), repetition_penalty=pick("repetition_penalty"))
+    return serving_sampling(settings, max_tokens=max_tokens, temperature=request.temperature, top_p=request.top_p,
+                            top_k=request.top_k, repetition_penalty=request.repetition_penalty)
 
 
 def check_prompt(state: ServeState, messages: list[Message]) -> None:

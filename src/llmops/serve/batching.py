@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
-from llmops.serve.workers import WorkerHealth, WorkerThread, fail_waiting, settle
+from llmops.inference.workers import WorkerHealth, WorkerThread, fail_waiting, settle
 
 MAX_WAIT_FACTOR = 10
 Item = TypeVar("Item")

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmops.serve.types import ChatBackend, Sampling
+from llmops.inference.types import ChatBackend, Sampling
 
 
 class _Request(BaseModel):

@@ -22,14 +22,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmops import db
 from llmops.errors import LLMOpsError
+from llmops.inference.engine import InferenceModel
+from llmops.inference.types import BackendError, ChatBackend
+from llmops.inference.workers import WorkerDied
 from llmops.serve.api_admin import admin_routes, metrics_routes
 from llmops.serve.api_arena import arena_routes
 from llmops.serve.api_chat import chat_routes
-from llmops.serve.engine import InferenceModel
 from llmops.serve.health import health_routes, watch_workers
 from llmops.serve.state import ServeState
-from llmops.serve.types import BackendError, ChatBackend
-from llmops.serve.workers import WorkerDied
 from llmops.ui.app import mount_ui
 from llmops.workspace import Workspace
 

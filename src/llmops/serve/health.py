@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from llmops.inference.workers import log
 from llmops.serve.state import ServeState
-from llmops.serve.workers import log
 
 WATCH_INTERVAL_S = 1.0
 

@@ -9,15 +9,16 @@ from typing import Any
 
 from llmops import db
 from llmops.data.preferences import PreferenceCollector
+from llmops.inference.engine import InferenceModel
+from llmops.inference.loading import load_version
+from llmops.inference.types import BackendError, ChatBackend, Chunk, ClientError, Completion, Message, Sampling
+from llmops.inference.upstream import UpstreamBackend
+from llmops.inference.workers import WorkerHealth
 from llmops.models.registry import ModelVersion
 from llmops.serve.arena import VoteRequest, VoteResult, record_votes
 from llmops.serve.batching import DynamicBatcher
-from llmops.serve.engine import InferenceModel
 from llmops.serve.metrics import GatewayMetrics
 from llmops.serve.store import GroupWriter
-from llmops.serve.types import BackendError, ChatBackend, Chunk, ClientError, Completion, Message, Sampling
-from llmops.serve.upstream import UpstreamBackend
-from llmops.serve.workers import WorkerHealth
 from llmops.workspace import Workspace
 
 
@@ -69,10 +70,7 @@ class ServeState:
         async with self._load_lock:
             if version.name in self.engine.models:
                 return
-            if version.merged:
-                await asyncio.to_thread(self.engine.load_model, version.name, version.path)
-            else:
-                await asyncio.to_thread(self.engine.load_model, version.name, version.base_model, version.path)
+            await asyncio.to_thread(load_version, self.engine, version)
 
     async def backend_for(self, version: ModelVersion) -> ChatBackend:
         if version.name in self.backends:

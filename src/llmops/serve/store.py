@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from llmops.serve.workers import WorkerHealth, WorkerThread, fail_waiting, settle
+from llmops.inference.workers import WorkerHealth, WorkerThread, fail_waiting, settle
 
 Write = Callable[[Connection], Any]
 

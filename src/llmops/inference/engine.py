@@ -20,10 +20,10 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llmops.errors import LLMOpsError
-from llmops.serve.decoding import Base, Listener, Row, check_cache_layout
-from llmops.serve.scheduler import ContinuousBatcher
-from llmops.serve.types import Chunk, ClientError, Completion, Message, PromptTooLong, Sampling
-from llmops.serve.workers import settle
+from llmops.inference.decoding import Base, Listener, Row, check_cache_layout
+from llmops.inference.scheduler import ContinuousBatcher
+from llmops.inference.types import Chunk, ClientError, Completion, Message, PromptTooLong, Sampling
+from llmops.inference.workers import settle
 
 
 @dataclass(frozen=True)

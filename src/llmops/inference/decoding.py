@@ -16,9 +16,9 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from llmops.errors import LLMOpsError
-from llmops.serve.kvcache import KVSlots
-from llmops.serve.sampling import FAILED, RowSampling, next_tokens
-from llmops.serve.types import Completion, Sampling
+from llmops.inference.kvcache import KVSlots
+from llmops.inference.sampling import FAILED, RowSampling, next_tokens
+from llmops.inference.types import Completion, Sampling
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 Listener = Callable[[str | Completion | BaseException], None]

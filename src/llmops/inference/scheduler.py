@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 
 from llmops.errors import LLMOpsError
-from llmops.serve.decoding import Base, DecodeBatch, Row, finish
-from llmops.serve.workers import WorkerHealth, WorkerThread
+from llmops.inference.decoding import Base, DecodeBatch, Row, finish
+from llmops.inference.workers import WorkerHealth, WorkerThread
 
 MAX_WAIT_FACTOR = 10
 

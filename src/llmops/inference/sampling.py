@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llmops.serve.types import Sampling
+from llmops.inference.types import Sampling
 
 FAILED = -1  # the "token" of a row that cannot be decoded
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from llmops.serve.types import BackendError, ChatBackend, Chunk, ClientError, Completion, Message, Sampling
+from llmops.inference.types import BackendError, ChatBackend, Chunk, ClientError, Completion, Message, Sampling
 
 __all__ = ["ChatBackend", "UpstreamBackend"]
 CLIENT_STATUSES = frozenset({400, 413, 422})  # an upstream's answers that refuse the request itself
