@@ -33,7 +33,7 @@ from llmops.demo.preset import preset_texts
 from llmops.inference.engine import GenerationRequest, InferenceModel
 from llmops.inference.types import Sampling
 from llmops.models import registry
-from llmops.serve.metrics import percentile
+from llmops.models.metrics import percentile
 from llmops.serve.server import GatewayProcess
 from llmops.settings import ServeSettings
 from llmops.workspace import init_workspace

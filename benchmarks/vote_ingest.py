@@ -20,8 +20,8 @@ import psutil
 from sqlalchemy import func, select
 
 from llmops import db
+from llmops.models.metrics import percentile
 from llmops.serve.arena import insert_battle, new_battle
-from llmops.serve.metrics import percentile
 from llmops.serve.server import GatewayProcess
 from llmops.workspace import init_workspace
 

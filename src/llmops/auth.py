@@ -3,6 +3,8 @@
 The user `admin` signs in with the workspace's admin token (.llmops/admin_token); more users are listed in the
 `auth.users` settings as `scrypt$<n>$<r>$<p>$<salt>$<hash>` strings (salt and hash in base64), written by
 `llmops auth add-user`. Every comparison of secrets is constant-time and never raises, whatever the bytes.
+Password sign-ins (the UI's login, HTTP Basic) go through a `SignInLimiter`: after too many failures a user is
+refused for a cooldown without a password check.
 """
 
 import base64
@@ -10,7 +12,10 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +30,8 @@ ADMIN_USER = "admin"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # the usual interactive-login cost: 16 MiB, ~50 ms
 _KEY_BYTES = 32
 _MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+FAILURE_WINDOW_S = 60.0
+MAX_COOLDOWN_FACTOR = 16
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,52 @@ class Credentials:
     scheme: Literal["bearer", "basic"]
     user: str
     secret: str
+
+
+class TooManyFailures(LLMOpsError):
+    """A user is in a sign-in cooldown; `retry_after_s` says for how long."""
+
+    def __init__(self, user: str, retry_after_s: float) -> None:
+        self.retry_after_s = max(1, int(retry_after_s + 0.999))
+        super().__init__(f"user {user!r}: too many failed sign-ins, try again in {self.retry_after_s} s "
+                         "(auth.sign_in_attempts, auth.sign_in_cooldown_s)")
+
+
+@dataclass
+class _Failures:
+    times: list[float] = field(default_factory=list)
+    lockouts: int = 0
+    until: float = 0.0
+
+
+class SignInLimiter:
+    """Failed password sign-ins per user name: `attempts` failures within a minute lock the user out for
+    `cooldown_s`, doubling with each further lockout (at most 16×); a successful sign-in resets the user.
+    Only users who exist are counted, so the state is bounded by the users of the settings. Thread-safe."""
+
+    def __init__(self, attempts: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts, self.cooldown_s, self.clock = attempts, cooldown_s, clock
+        self._users: dict[str, _Failures] = {}
+        self._lock = threading.Lock()
+
+    def check(self, user: str) -> None:
+        """TooManyFailures while `user` is locked out."""
+        with self._lock:
+            entry, now = self._users.get(user), self.clock()
+            if entry is not None and entry.until > now:
+                raise TooManyFailures(user, entry.until - now)
+
+    def record(self, user: str, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._users.pop(user, None)
+                return
+            entry, now = self._users.setdefault(user, _Failures()), self.clock()
+            entry.times = [t for t in entry.times if now - t < FAILURE_WINDOW_S] + [now]
+            if len(entry.times) >= self.attempts:
+                entry.until = now + self.cooldown_s * min(2**entry.lockouts, MAX_COOLDOWN_FACTOR)
+                entry.lockouts += 1
+                entry.times = []
 
 
 def _b64(data: bytes) -> str:
@@ -96,6 +149,15 @@ def verify_user(workspace: Workspace, user: str, password: str) -> bool:
     return encoded is not None and verify_password(password, encoded)
 
 
+def sign_in(workspace: Workspace, limiter: SignInLimiter, user: str, password: str) -> bool:
+    """`verify_user` behind `limiter`: TooManyFailures, without a password check, while `user` is locked out."""
+    limiter.check(user)
+    ok = verify_user(workspace, user, password)
+    if ok or user in user_names(workspace):
+        limiter.record(user, ok)
+    return ok
+
+
 def is_admin_token(workspace: Workspace, header: str) -> bool:
     """Whether an `Authorization` header is `Bearer <the workspace's admin token>`."""
     credentials = parse_authorization(header)
@@ -103,14 +165,15 @@ def is_admin_token(workspace: Workspace, header: str) -> bool:
             and same_secret(credentials.secret, workspace.admin_token()))
 
 
-def signed_in_user(workspace: Workspace, header: str) -> str | None:
-    """The user an `Authorization` header signs in (the admin bearer token is `admin`), or None."""
+def signed_in_user(workspace: Workspace, header: str, limiter: SignInLimiter) -> str | None:
+    """The user an `Authorization` header signs in (the admin bearer token is `admin`), or None; Basic goes
+    through `limiter` (TooManyFailures)."""
     credentials = parse_authorization(header)
     if credentials is None:
         return None
     if credentials.scheme == "bearer":
         return ADMIN_USER if same_secret(credentials.secret, workspace.admin_token()) else None
-    return credentials.user if verify_user(workspace, credentials.user, credentials.secret) else None
+    return credentials.user if sign_in(workspace, limiter, credentials.user, credentials.secret) else None
 
 
 def add_user(settings_path: Path, user: str, password: str, replace: bool = False) -> None:

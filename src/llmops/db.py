@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Dialect,
     Engine,
     Float,
     Index,
@@ -24,9 +25,14 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
+    text,
+    update,
 )
 from sqlalchemy.exc import DBAPIError
+
+from llmops.votes import Vote
 
 metadata = MetaData()
 
@@ -37,7 +43,7 @@ datasets = Table(
     "datasets",
     metadata,
     Column("name", String(200), primary_key=True),
-    Column("kind", String(20), nullable=False),  # pt | sft | dpo
+    Column("kind", String(20), nullable=False),  # pt | sft | dpo | eval
     Column("file_name", String(500), nullable=False),
     Column("format", String(20), nullable=False),  # text | messages | sharegpt | alpaca | ranking
     Column("rows", Integer, nullable=False),
@@ -56,7 +62,7 @@ votes = Table(
     Column("question", Text, nullable=False),
     Column("response_a", Text, nullable=False),
     Column("response_b", Text, nullable=False),
-    Column("choice", String(10), nullable=False),  # A | B | tie | both_bad
+    Column("choice", String(10), nullable=False),  # a | b | tie | both_bad (llmops.votes.Vote; schema v3)
     Column("meta", JSON, nullable=False, default=dict),
 )
 
@@ -134,6 +140,7 @@ requests = Table(
     Column("completion_tokens", Integer, nullable=False, default=0),
     Column("ok", Boolean, nullable=False),
     Column("error", Text, nullable=False, default=""),
+    Column("user", String(200), nullable=False, default=""),  # served to; its thumbs come from them (schema v4)
 )
 
 # serving: arena battles, identities hidden until voted (serve/gateway.py)
@@ -149,11 +156,11 @@ battles = Table(
     Column("response_a", Text, nullable=False),
     Column("response_b", Text, nullable=False),
     Column("sampling", JSON, nullable=False, default=dict),
-    Column("vote", String(10)),
+    Column("vote", String(10)),  # a | b | tie | both_bad (llmops.votes.Vote), None until voted
     Column("voted_at", Float),
 )
 
-# loop: the current rollout (one row per candidate) and every decision with its evidence (loop/rollout.py)
+# the current rollout (one row per candidate) and every decision with its evidence (models/rollouts.py)
 rollouts = Table(
     "rollouts",
     metadata,
@@ -177,7 +184,7 @@ rollout_events = Table(
     Column("evidence", JSON, nullable=False, default=dict),
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 
 def _one_feedback_per_user(conn: Connection) -> None:
@@ -187,8 +194,31 @@ def _one_feedback_per_user(conn: Connection) -> None:
     feedback_per_user.create(conn)
 
 
+def _one_vote_vocabulary(conn: Connection) -> None:
+    """v2 → v3: votes stored as the spec's A/B become a/b, the values of `Vote` that battles already use."""
+    for old, vote in (("A", Vote.A), ("B", Vote.B)):
+        conn.execute(update(votes).where(votes.c.choice == old).values(choice=vote.value))
+        conn.execute(update(battles).where(battles.c.vote == old).values(vote=vote.value))
+
+
+def add_column_sql(dialect: Dialect, column: Column[Any], default: str) -> str:
+    """`ALTER TABLE … ADD COLUMN` of `column`, NOT NULL with the SQL literal `default`, names quoted for `dialect`
+    (`user` is a reserved word in Postgres)."""
+    preparer = dialect.identifier_preparer
+    return (f"ALTER TABLE {preparer.format_table(column.table)} ADD COLUMN {preparer.format_column(column)} "
+            f"{column.type.compile(dialect=dialect)} NOT NULL DEFAULT {default}")
+
+
+def _requests_user(conn: Connection) -> None:
+    """v3 → v4: each request records the user it was served to; earlier ones were served to no one ('')."""
+    if "user" not in {column["name"] for column in inspect(conn).get_columns(requests.name)}:
+        conn.execute(text(add_column_sql(conn.dialect, requests.c.user, "''")))
+
+
 # Migrations: version N → N+1, each a function of a connection. Version 1 is create_all.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _one_feedback_per_user}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _one_feedback_per_user, 2: _one_vote_vocabulary, 3: _requests_user,
+}
 
 _BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 _BUSY_SQLSTATES = ("55P03", "40P01", "40001")  # lock_not_available, deadlock_detected, serialization_failure

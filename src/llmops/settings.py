@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmops.errors import LLMOpsError
 from llmops.fileio import read_text_file, write_text_atomic
@@ -58,14 +58,125 @@ class DataSettings(_Section):
                                  "holding the API key (unset: the key 'EMPTY').")
 
 
+# Training hyperparameters of a stage (LLaMA-Factory keys of the same name), each documented once here; the
+# stage sections below hold the spec's defaults (3.1.3 / 7.2.1, 3.2.3 / 7.2.2, 3.3.3 / 7.2.3, appendix A).
+# Unset (None) leaves the key out of the config, so LLaMA-Factory's own default applies.
+FinetuningType = Annotated[Literal["lora", "full"], Field(description="lora: train a LoRA adapter (after CPT and "
+                           "SFT merged into a full model); full: train every weight, the output is a full model.")]
+LoraTarget = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$", description="LoRA: the modules "
+                       "to adapt, comma-separated, or all.")]
+LoraRank = Annotated[int, Field(ge=1, description="LoRA rank r.")]
+LoraAlpha = Annotated[int, Field(ge=1, description="LoRA alpha: the adapter's update is scaled by alpha / rank.")]
+LoraDropout = Annotated[float, Field(ge=0, lt=1, description="LoRA dropout.")]
+Epochs = Annotated[int, Field(ge=1, description="Passes over the dataset (max_steps, when set, decides instead).")]
+MaxSteps = Annotated[int | None, Field(ge=0, description="Optimizer steps to train; unset or 0: "
+                     "num_train_epochs decides.")]
+LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Peak learning rate.")]
+BatchSize = Annotated[int, Field(ge=1, description="Samples per device and step.")]
+Accumulation = Annotated[int, Field(ge=1, description="Steps whose gradients add up to one update (the effective "
+                         "batch is batch size × this × devices).")]
+Scheduler = Annotated[Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                              "constant_with_warmup"], Field(description="Learning-rate schedule.")]
+WarmupSteps = Annotated[int | None, Field(ge=0, description="Steps of learning-rate warmup; unset: none.")]
+WarmupRatio = Annotated[float | None, Field(ge=0, le=1, description="Share of the steps spent in warmup "
+                        "(instead of warmup_steps); unset: none.")]
+WeightDecay = Annotated[float | None, Field(ge=0, allow_inf_nan=False, description="AdamW weight decay; "
+                        "unset: 0.")]
+MaxGradNorm = Annotated[float | None, Field(ge=0, allow_inf_nan=False, description="Gradient clipping norm; "
+                        "unset: LLaMA-Factory's 1.0.")]
+LoggingSteps = Annotated[int, Field(ge=1, description="Steps between entries of trainer_log.jsonl (loss, "
+                         "learning rate, progress).")]
+SaveSteps = Annotated[int | None, Field(ge=1, description="Steps between checkpoints; unset: LLaMA-Factory's 500.")]
+Seed = Annotated[int | None, Field(ge=0, description="Random seed; unset: LLaMA-Factory's 42.")]
+CutoffLen = Annotated[int, Field(ge=1, description="Tokens per sample; longer samples are cut.")]
+PrefBeta = Annotated[float, Field(ge=0, allow_inf_nan=False, description="DPO beta: how far the policy may move "
+                     "from the reference model (the KL weight, spec 3.3.3).")]
+PrefLoss = Annotated[Literal["sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"], Field(
+    description="Preference loss (sigmoid is DPO's).")]
+PrefFtx = Annotated[float, Field(ge=0, allow_inf_nan=False, description="Weight of an SFT loss on the chosen "
+                    "answers added to the preference loss (appendix A); 0: none.")]
+
+
+class StageTraining(_Section):
+    """Hyperparameters every stage has; the stage sections give the stage's defaults."""
+
+    finetuning_type: FinetuningType = "lora"
+    lora_target: LoraTarget = "all"
+    lora_rank: LoraRank
+    lora_alpha: LoraAlpha
+    lora_dropout: LoraDropout = 0.05
+    num_train_epochs: Epochs
+    max_steps: MaxSteps = None
+    learning_rate: LearningRate
+    per_device_train_batch_size: BatchSize
+    gradient_accumulation_steps: Accumulation
+    lr_scheduler_type: Scheduler = "cosine"
+    warmup_steps: WarmupSteps = None
+    warmup_ratio: WarmupRatio = None
+    weight_decay: WeightDecay = None
+    max_grad_norm: MaxGradNorm = None
+    logging_steps: LoggingSteps = 10
+    save_steps: SaveSteps = None
+    seed: Seed = None
+    cutoff_len: CutoffLen
+
+
+class CPTTraining(StageTraining):
+    """CPT (stage pt) on plain text: spec 3.1.3 and 7.2.1."""
+
+    lora_rank: LoraRank = 16
+    lora_alpha: LoraAlpha = 32
+    num_train_epochs: Epochs = 1
+    learning_rate: LearningRate = 1e-5
+    per_device_train_batch_size: BatchSize = 2
+    gradient_accumulation_steps: Accumulation = 8
+    warmup_steps: WarmupSteps = 100
+    save_steps: SaveSteps = 500
+    cutoff_len: CutoffLen = 2048
+
+
+class SFTTraining(StageTraining):
+    """SFT on chat samples: spec 3.2.3 and 7.2.2."""
+
+    lora_rank: LoraRank = 8
+    lora_alpha: LoraAlpha = 16
+    num_train_epochs: Epochs = 3
+    learning_rate: LearningRate = 5e-5
+    per_device_train_batch_size: BatchSize = 4
+    gradient_accumulation_steps: Accumulation = 4
+    cutoff_len: CutoffLen = 1024
+
+
+class DPOTraining(StageTraining):
+    """DPO on preference pairs: spec 3.3.3, 7.2.3 and appendix A."""
+
+    lora_rank: LoraRank = 8
+    lora_alpha: LoraAlpha = 16
+    num_train_epochs: Epochs = 1
+    learning_rate: LearningRate = 5e-6
+    per_device_train_batch_size: BatchSize = 2
+    gradient_accumulation_steps: Accumulation = 8
+    warmup_steps: WarmupSteps = 100
+    max_grad_norm: MaxGradNorm = 1.0
+    save_steps: SaveSteps = 100
+    cutoff_len: CutoffLen = 1024
+    pref_beta: PrefBeta = 0.1
+    pref_loss: PrefLoss = "sigmoid"
+    pref_ftx: PrefFtx = 0.0
+
+
 class TrainSettings(_Section):
     base_model: str = Field("Qwen/Qwen2-1.5B", description="Base model for CPT (HF folder or hub id).")
-    template: str = Field("qwen", description="LLaMA-Factory chat template.")
+    template: str = Field("qwen", description="LLaMA-Factory chat template of SFT and DPO (CPT reads plain text "
+                          "with its `default` template).")
     llamafactory_cli: str = Field("llamafactory-cli", description="The LLaMA-Factory command to run; the default "
                                   "is the one installed beside the Python that runs llmops.")
     stop_grace_s: float = Field(20.0, gt=0, description="Stopping a run: seconds to wait after SIGINT and again "
                                 "after SIGTERM before SIGKILL.")
     log_tail_lines: int = Field(40, ge=1, description="Lines of the log kept as the error of a failed run.")
+    cpt: CPTTraining = Field(CPTTraining(), description="CPT hyperparameters (spec 3.1.3).")
+    sft: SFTTraining = Field(SFTTraining(), description="SFT hyperparameters (spec 3.2.3).")
+    dpo: DPOTraining = Field(DPOTraining(), description="DPO hyperparameters (spec 3.3.3), also the loop's.")
 
 
 class ServeSettings(_Section):
@@ -89,15 +200,36 @@ class ServeSettings(_Section):
                                         "may ask for (`rounds`); more is refused with 400.")
 
 
+class RolloutStage(_Section):
+    """One canary stage: its traffic share, and how long and how many candidate requests before it may pass."""
+
+    traffic: float = Field(gt=0, le=1, description="The candidate's share of production traffic, in (0, 1].")
+    min_hours: float | None = Field(None, ge=0, allow_inf_nan=False, description="Hours the stage lasts at least; "
+                                    "unset: loop.stage_min_minutes.")
+    min_requests: int | None = Field(None, ge=0, description="Candidate requests the stage needs; unset: "
+                                     "loop.stage_min_requests.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_alone(cls, value: Any) -> Any:
+        return {"traffic": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class LoopSettings(_Section):
     min_samples: int = Field(100, ge=1, description="DPO trigger: new valid pairs needed (spec 6.3.2).")
     days_threshold: float = Field(7.0, ge=0, description="DPO trigger: days since the last DPO run.")
     gate_lower_bound: float = Field(0.5, ge=0, le=1, description="Promotion gate: the win rate's 95% interval "
                                     "lower bound must exceed this.")
-    rollout_stages: list[Annotated[float, Field(gt=0, le=1)]] = Field(
-        [0.05, 0.2, 0.5, 1.0], description="Canary traffic shares, in order, each in (0, 1].")
-    stage_min_requests: int = Field(100, ge=0, description="Requests a stage needs before it may advance.")
-    stage_min_minutes: float = Field(0.0, ge=0, description="Minutes a stage lasts at least.")
+    rollout_stages: list[RolloutStage] = Field(
+        [RolloutStage(traffic=0.05, min_hours=24), RolloutStage(traffic=0.2, min_hours=48),
+         RolloutStage(traffic=0.5, min_hours=72), RolloutStage(traffic=1.0, min_hours=0)],
+        description="Canary stages in order (spec 9.3.1): {traffic, min_hours, min_requests} each, or a "
+                    "traffic share alone (the old form), whose minimums are stage_min_minutes and "
+                    "stage_min_requests; passing the last stage promotes.")
+    stage_min_requests: int = Field(100, ge=0, description="Requests a stage needs before it may advance, where "
+                                    "the stage sets no min_requests.")
+    stage_min_minutes: float = Field(0.0, ge=0, description="Minutes a stage lasts at least, where the stage "
+                                     "sets no min_hours.")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="Guardrail: roll back above this error rate.")
     max_latency_p99_ms: float = Field(2000.0, gt=0, description="Guardrail: roll back above this p99 latency.")
     max_feedback_drop: float = Field(0.2, ge=0, le=1, description="Guardrail: roll back when the candidate's share "
@@ -107,7 +239,9 @@ class LoopSettings(_Section):
     guardrail_min_requests: int = Field(10, ge=1, description="Guardrails judge a stage only once the candidate "
                                         "served this many requests in it.")
     eval_set: str = Field("data/llmops/eval/heldout.jsonl", description="Held-out evaluation prompts (jsonl of "
-                          "{prompt, reference}), relative to the workspace; no training set may contain them.")
+                          "{prompt, reference}), relative to the workspace, used when a file is there; otherwise "
+                          "(or when empty) the newest eval set registered by `llmops data eval-set`. No training "
+                          "set contains the prompts of either.")
     eval_samples: int = Field(1, ge=1, description="Answers sampled per held-out prompt and model.")
     bootstrap_samples: int = Field(2000, ge=100, description="Bootstrap resamples for the win rate's interval.")
     judge: Literal["reference", "llm", "human"] = Field("reference", description="Judge of `loop tick`'s "
@@ -116,12 +250,46 @@ class LoopSettings(_Section):
     judge_model: str = Field("", description="LLM judge: model name at judge_url.")
     judge_api_key_env: str = Field("OPENAI_API_KEY", description="LLM judge: environment variable of the API key.")
     dpo_overrides: list[str] = Field([], description="LLaMA-Factory config overrides (key=value) of the loop's "
-                                     "DPO runs, e.g. pref_ftx=1.0 or max_steps=80.")
+                                     "DPO runs on top of train.dpo, for keys it has not, e.g. "
+                                     "deepspeed=ds_z2.json.")
+    retry_recipes: list[dict[str, int | float | str | bool]] = Field(
+        [], description="Spec 6.1 (no improvement → adjust → DPO): changes to train.dpo tried in turn, one per "
+                        "retry, when the promotion gate rejects a candidate, on the same preference data, e.g. "
+                        "[{num_train_epochs: 4}, {pref_ftx: 1.0, learning_rate: 5e-5}]; after the last one "
+                        "the loop waits for new data.")
+
+    @field_validator("retry_recipes")
+    @classmethod
+    def _check_recipes(cls, recipes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each recipe's keys are train.dpo's and its values valid there (typed as there: `5e-5` is a number)."""
+        checked = []
+        for number, recipe in enumerate(recipes, 1):
+            unknown = sorted(set(recipe) - set(DPOTraining.model_fields))
+            if unknown:
+                raise ValueError(f"recipe {number}: {', '.join(unknown)}: not a train.dpo setting")
+            try:
+                typed = DPOTraining.model_validate(recipe)
+            except ValidationError as exc:
+                raise ValueError(f"recipe {number}: {_describe(exc, 'train.dpo')}") from exc
+            checked.append({key: getattr(typed, key) for key in recipe})
+        return checked
+
+    def stage(self, index: int) -> RolloutStage:
+        """Rollout stage `index` with its minimums filled in (a stage without its own gets the global ones)."""
+        stage = self.rollout_stages[index]
+        hours = self.stage_min_minutes / 60.0 if stage.min_hours is None else stage.min_hours
+        requests = self.stage_min_requests if stage.min_requests is None else stage.min_requests
+        return RolloutStage(traffic=stage.traffic, min_hours=hours, min_requests=requests)
+
+    @property
+    def traffic_shares(self) -> list[float]:
+        return [stage.traffic for stage in self.rollout_stages]
 
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _PASSWORD_HASH = re.compile(r"scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+")
 _ORIGIN = re.compile(r"https?://[^/\s?#@]+")
+_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|[0-9a-f:.]*:[0-9a-f:.]*")
 
 
 class AuthSettings(_Section):
@@ -133,6 +301,15 @@ class AuthSettings(_Section):
     allowed_origins: list[str] = Field([], description="Origins (scheme://host[:port]) besides the gateway's own "
                                        "that a browser may call the UI, /arena and the admin routes from; "
                                        "behind a TLS proxy add the public https:// origin.")
+    allowed_hosts: list[str] = Field([], description="Host names the UI, /arena and the admin routes answer to "
+                                     "besides localhost, 127.0.0.1, ::1, serve.host (when it is one address) "
+                                     "and the hosts of auth.allowed_origins, e.g. the TLS proxy's public name; "
+                                     "any other Host header is refused (against DNS rebinding).")
+    sign_in_attempts: int = Field(5, ge=1, le=1000, description="Failed sign-ins of one user (UI login or HTTP "
+                                  "Basic) within a minute before that user is refused without a password "
+                                  "check for sign_in_cooldown_s; a successful sign-in resets the count.")
+    sign_in_cooldown_s: float = Field(60.0, gt=0, le=86400, description="First cooldown after sign_in_attempts "
+                                      "failures; it doubles with each further lockout (at most 16×).")
 
     @field_validator("users")
     @classmethod
@@ -152,6 +329,16 @@ class AuthSettings(_Section):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r}: expected scheme://host[:port], e.g. https://llm.example.com")
         return [origin.lower() for origin in origins]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        names = [host.strip().lower().strip("[]").rstrip(".") for host in hosts]
+        for given, name in zip(hosts, names, strict=True):
+            if not _HOST.fullmatch(name):
+                raise ValueError(f"{given!r}: expected a host name or address without scheme or port, "
+                                 "e.g. llm.example.com")
+        return names
 
 
 class Settings(_Section):

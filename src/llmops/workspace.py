@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from llmops import db
 from llmops.errors import LLMOpsError
 from llmops.fileio import write_text_atomic
-from llmops.settings import Settings, load_settings, save_settings
+from llmops.settings import Settings, load_settings, save_settings, updated
 
 SETTINGS_FILE = "llmops.yaml"
 DATABASE_FILE = "llmops.db"
@@ -119,11 +119,14 @@ class Workspace:
         return stage_dirs + extra
 
 
-def init_workspace(root: Path) -> Workspace:
-    """Create the layout, settings file, database and admin token; existing files are left as they are."""
+def init_workspace(root: Path, base_model: str | None = None, overrides: list[str] | None = None) -> Workspace:
+    """Create the layout, settings file, database and admin token; existing files are left as they are.
+    `base_model` (a checked folder or hub id) is written into the settings as train.base_model, and the
+    `key.sub=value` `overrides` are written too (both checked before anything is created)."""
     root = root.expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise LLMOpsError(f"{root}: exists and is not a folder")
+    changed = _changed_settings(root / SETTINGS_FILE, base_model, overrides or [])
     workspace = Workspace(root)
     try:
         for folder in workspace.folders():
@@ -132,12 +135,24 @@ def init_workspace(root: Path) -> Workspace:
         raise LLMOpsError(f"{root}: cannot create the workspace: {exc.strerror or exc}") from exc
     if not workspace.dataset_info_path.exists():
         write_text_atomic(workspace.dataset_info_path, "{}\n")
-    if not workspace.settings_path.exists():
+    if changed is not None:
+        save_settings(changed, workspace.settings_path)
+    elif not workspace.settings_path.exists():
         save_settings(Settings(), workspace.settings_path)
     if not workspace.token_path.exists():
         write_text_atomic(workspace.token_path, secrets.token_urlsafe(32) + "\n", mode=0o600)
     workspace.engine.dispose()
     return workspace
+
+
+def _changed_settings(path: Path, base_model: str | None, overrides: list[str]) -> Settings | None:
+    """The settings `init` writes when it changes them; None keeps the file as it is (or the defaults)."""
+    if base_model is None and not overrides:
+        return None
+    settings = load_settings(path if path.is_file() else None, overrides)
+    if base_model is None:
+        return settings
+    return settings.model_copy(update={"train": updated(settings.train, "--base", base_model=base_model)})
 
 
 def open_workspace(root: Path, overrides: list[str] | None = None) -> Workspace:
@@ -148,3 +163,9 @@ def open_workspace(root: Path, overrides: list[str] | None = None) -> Workspace:
     workspace = Workspace(root, tuple(overrides or ()))
     _ = workspace.settings
     return workspace
+
+
+def current_workspace(overrides: list[str] | None = None) -> Workspace:
+    """The workspace in the current folder: where the spec's API (`get_trainer()`, `PreferenceCollector()` …)
+    works when it is given none."""
+    return open_workspace(Path.cwd(), overrides)

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from llmops.demo.run import DemoConfig, run_demo
-from llmops.loop import rollout
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.serve.gateway import create_app
 from llmops.ui.app import assemble
 from llmops.workspace import open_workspace
@@ -20,12 +19,12 @@ def test_demo_closes_the_loop(tmp_path: Path, tab_values: Callable[[list[Any]], 
     report = run_demo(DemoConfig(workspace=tmp_path / "demo", cache_dir=tmp_path / "cache"))
 
     ws = open_workspace(tmp_path / "demo")
-    started = next(e for e in rollout.history(ws, "chat-v1.1") if e.event == "started")
+    started = next(e for e in rollouts.history(ws, "chat-v1.1") if e.event == "started")
     evaluation = started.evidence["evaluation"]
     assert evaluation["ci_low"] > 0.5 and evaluation["comparisons"] == 150 * 4
-    assert [e.event for e in rollout.history(ws, "chat-v1.1")] == ["started", "advanced", "advanced", "advanced",
+    assert [e.event for e in rollouts.history(ws, "chat-v1.1")] == ["started", "advanced", "advanced", "advanced",
                                                                    "promoted"]
-    broken = rollout.history(ws, "chat-v1.2")
+    broken = rollouts.history(ws, "chat-v1.2")
     assert [e.event for e in broken] == ["started", "rolled_back"]
     assert broken[-1].evidence["stage"] == 0
     assert "error_rate" in [b["metric"] for b in broken[-1].evidence["breaches"]]

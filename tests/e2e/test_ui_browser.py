@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from llmops.data.registry import publish_dataset
 from llmops.models import registry
 from llmops.serve.gateway import create_app
+from llmops.ui.app import mount_ui
 from llmops.workspace import Workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,14 +49,15 @@ def arena_workspace(workspace: Workspace, tiny_model_dir: Path) -> Workspace:
     """A workspace whose production chat model is the tiny test model."""
     version = registry.register_version(workspace, kind="chat", stage="sft", parent=None,
                                         base_model=str(tiny_model_dir), path=str(tiny_model_dir), merged=True)
-    registry.promote(workspace, version.name)
+    registry.set_alias(workspace, "production", version.name)
     return workspace
 
 
 @pytest.fixture
 def server_url(arena_workspace: Workspace) -> Iterator[str]:
     port = _free_port()
-    config = uvicorn.Config(create_app(arena_workspace), host="127.0.0.1", port=port, log_level="warning")
+    app = mount_ui(create_app(arena_workspace), arena_workspace)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -9,7 +9,7 @@ import pytest
 
 from llmops.inference.engine import InferenceModel
 from llmops.loop import rollout
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer
@@ -46,7 +46,7 @@ def _workspace(root: Path, model: Path) -> Workspace:
     ws = init_workspace(root)
     registry.register_version(ws, kind="chat", stage="sft", parent=None, base_model=str(model), path=str(model),
                               merged=True)
-    registry.promote(ws, "chat-v1.0")
+    registry.set_alias(ws, "production", "chat-v1.0")
     return open_workspace(root, SETTINGS)
 
 
@@ -60,11 +60,11 @@ def test_faulty_candidate_is_rolled_back_in_its_stage(tmp_path: Path, tiny_model
     engine.load_model("chat-v1.0", str(tiny_model_dir))
     upstream = create_faulty_upstream(engine, "chat-v1.0", **fault)
     try:
-        with BackgroundServer(upstream) as bad, BackgroundServer(create_app(ws, engine=engine, ui=False)) as gateway:
+        with BackgroundServer(upstream) as bad, BackgroundServer(create_app(ws, engine=engine)) as gateway:
             candidate = registry.register_version(ws, kind="chat", stage="dpo", parent="chat-v1.0",
                                                   base_model=str(tiny_model_dir), path=str(tiny_model_dir),
                                                   merged=True, upstream_url=bad.url)
-            rollout.start_rollout(ws, candidate.name)
+            rollouts.start_rollout(ws, candidate.name, by="cli")
             dislike = candidate.name if kind == "feedback_drop" else ""
             step, first_user = None, population * 100000
             while step is None or step.action == "hold":
@@ -75,8 +75,8 @@ def test_faulty_candidate_is_rolled_back_in_its_stage(tmp_path: Path, tiny_model
             served_after = _chat_round(gateway.url, 900000, candidate.name)
     finally:
         engine.close()
-    assert step.action == rollout.ROLLED_BACK
-    event = rollout.history(ws, candidate.name)[-1]
+    assert step.action == rollouts.ROLLED_BACK
+    event = rollouts.history(ws, candidate.name)[-1]
     assert event.event == "rolled_back" and event.traffic == 0.0 and event.evidence["stage"] == 0
     assert metric in [b["metric"] for b in event.evidence["breaches"]]
     assert registry.aliases(ws)["production"] == "chat-v1.0"

@@ -12,7 +12,8 @@ import yaml
 from llmops.data.corpus import build_corpus
 from llmops.data.preferences import PreferenceCollector, export_preferences
 from llmops.data.self_instruct import generate_sft_dataset
-from llmops.demo.preset import preset_documents
+from llmops.demo.preset import load_products, preset_documents
+from llmops.demo.templates import shop_templates
 from llmops.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,8 @@ def test_pt_accepts_the_domain_corpus(workspace: Workspace, tiny_model_dir: Path
 
 
 def test_sft_accepts_self_instruct_data(workspace: Workspace, tiny_model_dir: Path, tmp_path: Path) -> None:
-    report = generate_sft_dataset(workspace, 16, closing_rate=0.5)
+    report = generate_sft_dataset(workspace, 16, closing_rate=0.5, documents=preset_documents(),
+                                  templates=shop_templates(load_products()))
     train_two_steps(workspace, tiny_model_dir, "sft", report.dataset.name, tmp_path / "sft")
 
 

@@ -53,7 +53,7 @@ async def client(workspace: Workspace, tiny_model_dir: Path) -> AsyncIterator[ht
     ws = open_workspace(workspace.root, ["serve.max_new_tokens=16", "serve.max_prompt_chars=2000",
                                          "auth.open_arena=true"])
     engine = InferenceModel(max_batch_size=8)
-    app = create_app(ws, engine=engine, ui=False)
+    app = create_app(ws, engine=engine)
     transport = httpx.ASGITransport(app=app)
     try:
         async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport,

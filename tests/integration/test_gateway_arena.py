@@ -25,7 +25,7 @@ def test_battle_vote_round_trip_lands_in_prefs_export(workspace: Workspace, tiny
     torch.manual_seed(0)
 
     async def round_trip() -> tuple[dict[str, str], httpx.Response, httpx.Response]:
-        app = create_app(open_workspace(workspace.root, ["auth.open_arena=true"]), ui=False)
+        app = create_app(open_workspace(workspace.root, ["auth.open_arena=true"]))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=60) as client:
@@ -42,7 +42,7 @@ def test_battle_vote_round_trip_lands_in_prefs_export(workspace: Workspace, tiny
     assert voted.json()["model_a"] == voted.json()["model_b"] == "chat-v1.0"  # no candidate: two samples
     with workspace.engine.connect() as conn:
         rows = conn.execute(select(db.votes)).all()
-    assert len(rows) == 1 and rows[0].choice == "B" and rows[0].meta["battle_id"] == battle["id"]
+    assert len(rows) == 1 and rows[0].choice == "b" and rows[0].meta["battle_id"] == battle["id"]
     assert rows[0].meta["version_a"] == "v1.0" and rows[0].meta["sampling"]["max_tokens"] == 16
     assert battle["response_a"] != battle["response_b"]  # two samples (seeded), which the export keeps
     report = export_preferences(workspace)

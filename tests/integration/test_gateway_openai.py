@@ -21,7 +21,7 @@ def gateway(workspace: Workspace, tiny_model_dir: Path) -> Iterator[tuple[str, I
                               path=str(tiny_model_dir), merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
     engine = InferenceModel(max_batch_size=8)
-    with BackgroundServer(create_app(workspace, engine=engine, ui=False)) as server:
+    with BackgroundServer(create_app(workspace, engine=engine)) as server:
         yield server.url, engine
     engine.close()
 

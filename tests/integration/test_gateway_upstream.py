@@ -9,9 +9,9 @@ import pytest
 
 from llmops.inference.engine import InferenceModel
 from llmops.models import registry
+from llmops.models.metrics import version_metrics
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.gateway import create_app
-from llmops.serve.metrics import version_metrics
 from llmops.serve.server import BackgroundServer
 from llmops.workspace import Workspace, init_workspace
 
@@ -40,14 +40,14 @@ def test_versions_served_by_upstream_servers(tmp_path: Path, tiny_model_dir: Pat
     remote = init_workspace(tmp_path / "remote")
     register(remote, str(tiny_model_dir))
     faulty = create_faulty_upstream(engine, "chat-v1.0", error_rate=0.5, extra_latency_ms=60)
-    healthy = create_app(remote, engine=engine, ui=False)
+    healthy = create_app(remote, engine=engine)
     with BackgroundServer(healthy) as healthy_server, BackgroundServer(faulty) as bad:
         local = init_workspace(tmp_path / "local")
         good_name = register(local, "unused", upstream_url=f"{healthy_server.url}/v1")
         bad_name = register(local, "unused", upstream_url=bad.url)
 
         async def calls() -> tuple[httpx.Response, list[httpx.Response], list[str]]:
-            app = create_app(local, ui=False)
+            app = create_app(local)
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=60) as client:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from llmops.data.preferences import PreferenceCollector
-from llmops.loop import flywheel, rollout
-from llmops.models import registry
+from llmops.loop import flywheel
+from llmops.models import registry, rollouts
 from llmops.workspace import init_workspace, open_workspace
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ def test_tick_trains_dpo_and_gates_it(tmp_path: Path, tiny_model_dir: Path) -> N
     ws = init_workspace(tmp_path / "ws")
     registry.register_version(ws, kind="chat", stage="sft", parent=None, base_model=str(tiny_model_dir),
                               path=str(tiny_model_dir), merged=True)
-    registry.promote(ws, "chat-v1.0")
+    registry.set_alias(ws, "production", "chat-v1.0")
     collector = PreferenceCollector(ws)
     for i in range(6):
         collector.collect_preference(f"How long is the return period for order {i}?",
@@ -28,7 +28,7 @@ def test_tick_trains_dpo_and_gates_it(tmp_path: Path, tiny_model_dir: Path) -> N
     heldout.parent.mkdir(parents=True)
     heldout.write_text("".join(json.dumps({"prompt": f"Can I return item {i}?", "reference": "Yes, within 7 days."})
                                + "\n" for i in range(5)))
-    overrides = ["loop.min_samples=5", f"loop.dpo_overrides={json.dumps(DPO)}", "loop.gate_lower_bound=1.0",
+    overrides = ["loop.min_samples=5", *(f"train.dpo.{setting}" for setting in DPO), "loop.gate_lower_bound=1.0",
                  "serve.max_new_tokens=8", "loop.bootstrap_samples=200"]
     ws = open_workspace(ws.root, overrides)
 
@@ -40,5 +40,5 @@ def test_tick_trains_dpo_and_gates_it(tmp_path: Path, tiny_model_dir: Path) -> N
     assert (Path(candidate.path) / "adapter_config.json").is_file()
     evaluation = result.evidence["evaluation"]
     assert (evaluation["judge"], evaluation["comparisons"], evaluation["new_model"]) == ("rouge_l", 5, "chat-v1.1")
-    assert rollout.history(ws)[-1].event == "gate_failed"
+    assert rollouts.history(ws)[-1].event == "gate_failed"
     assert flywheel.tick(ws).action == "waiting"

@@ -70,7 +70,7 @@ def test_32_concurrent_requests_equal_unbatched_greedy(workspace: Workspace, tin
     jobs = [(("chat-v1.0", "chat-v1.1")[i % 2], f"{PROMPTS[i % len(PROMPTS)]} ({i})") for i in range(32)]
 
     async def concurrent() -> list[httpx.Response]:
-        app = create_app(workspace, engine=engine, ui=False)
+        app = create_app(workspace, engine=engine)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=120) as client:

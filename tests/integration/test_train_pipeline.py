@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
@@ -18,7 +19,7 @@ from llmops.models import registry
 from llmops.train import pipeline
 from llmops.train.configs import create_dpo_config, create_sft_config, with_validation
 from llmops.train.runner import LLaMAFactoryTrainer
-from llmops.workspace import Workspace, init_workspace
+from llmops.workspace import Workspace, init_workspace, open_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +138,14 @@ def test_validation_split_reports_eval_loss_and_stops_early(trained: Workspace) 
     assert status.status == "succeeded" and status.progress is not None
     assert status.progress.eval_loss is not None and "eval_loss" in status.metrics
     assert status.progress.step < 60  # a diverging learning rate trips early stopping
+
+
+def test_full_sft_setting_registers_its_output_as_a_merged_model(trained: Workspace) -> None:
+    full = open_workspace(trained.root, ["train.sft.finetuning_type=full"])
+    chat = pipeline.train_sft(full, "sft_data", "completion-v1.0", TINY)
+    assert chat.merged and chat.parent == "completion-v1.0" and chat.stage == "sft"
+    assert Path(chat.path) == (trained.checkpoints_dir / "sft" / chat.name).resolve()
+    assert not (trained.models_dir / chat.name).exists()
+    assert AutoModelForCausalLM.from_pretrained(chat.path).config.model_type == "qwen2"
+    run_config = yaml.safe_load(Path(chat.config_path or "").read_text(encoding="utf-8"))
+    assert run_config["finetuning_type"] == "full" and "lora_rank" not in run_config

@@ -42,7 +42,7 @@ def _versions(workspace: Workspace) -> None:
 
 
 def _app(workspace: Workspace) -> FastAPI:
-    return create_app(workspace, backends={name: Echo() for name in VERSIONS}, ui=False)
+    return create_app(workspace, backends={name: Echo() for name in VERSIONS})
 
 
 async def _client(app: FastAPI, raise_app_exceptions: bool = True) -> AsyncIterator[httpx.AsyncClient]:
@@ -71,16 +71,16 @@ def _thumbs(workspace: Workspace) -> list[tuple[str, str, int, str]]:
 
 
 async def test_feedback_flood_keeps_one_thumb_per_user(client: httpx.AsyncClient, workspace: Workspace) -> None:
-    completion = (await client.post("/v1/chat/completions", json=_chat())).json()["id"]
+    completion = (await client.post("/v1/chat/completions", json={**_chat(), "user": "eve"})).json()["id"]
     for i in range(10):
         body = {"completion_id": completion, "score": "down" if i < 9 else "up", "comment": f"#{i}", "user": "eve"}
         assert (await client.post("/v1/feedback", json=body)).status_code == 200
     assert _thumbs(workspace) == [(completion, "eve", 1, "#9")]
     bob = {"completion_id": completion, "score": -1, "user": "bob"}
-    assert (await client.post("/v1/feedback", json=bob)).status_code == 200
-    assert _thumbs(workspace) == [(completion, "bob", -1, ""), (completion, "eve", 1, "#9")]
+    assert (await client.post("/v1/feedback", json=bob)).status_code == 403
+    assert _thumbs(workspace) == [(completion, "eve", 1, "#9")]
     metrics = (await client.get("/v1/metrics")).json()["models"]
-    assert next(m for m in metrics if m["model"] == "chat-v1.0")["feedback_score"] == 0.0
+    assert next(m for m in metrics if m["model"] == "chat-v1.0")["feedback_score"] == 1.0
 
 
 @pytest.mark.parametrize("upsert", [True, False], ids=["on-conflict", "delete-insert"])
@@ -89,7 +89,8 @@ def test_store_thumb_replaces_the_users_earlier_thumb(workspace: Workspace, monk
     if not upsert:  # a database without INSERT … ON CONFLICT
         monkeypatch.setattr(feedback_module, "_UPSERT_INSERTS", {})
     with workspace.engine.begin() as conn:
-        conn.execute(db.requests.insert().values(id="c1", model="chat-v1.0", created_at=1.0, latency_ms=1.0, ok=True))
+        conn.execute(db.requests.insert().values(id="c1", model="chat-v1.0", created_at=1.0, latency_ms=1.0, ok=True,
+                                                 user="eve"))
     for score, comment in (("up", "a"), ("down", "b"), (-1, "c")):
         thumb = feedback_module.new_thumb(workspace, "c1", score, comment, "eve")
         with workspace.engine.begin() as conn:
@@ -122,7 +123,7 @@ def test_migration_to_v2_keeps_the_latest_thumb_per_user(tmp_path: Any) -> None:
     engine = db.connect(url)
     table = db.feedback
     with engine.connect() as conn:
-        assert conn.execute(select(db.schema_version.c.version)).scalar_one() == db.SCHEMA_VERSION == 2
+        assert conn.execute(select(db.schema_version.c.version)).scalar_one() == db.SCHEMA_VERSION
         rows = conn.execute(select(table.c.completion_id, table.c.user, table.c.comment)).all()
     assert sorted(map(tuple, rows)) == [("c1", "", "anon last"), ("c1", "alice", "last"), ("c1", "bob", "bob"),
                                         ("c2", "alice", "other")]
@@ -131,7 +132,7 @@ def test_migration_to_v2_keeps_the_latest_thumb_per_user(tmp_path: Any) -> None:
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(table.insert().values(completion_id="c1", model="m", score=1, user="bob", created_at=2.0))
     engine.dispose()
-    again = db.connect(url)  # already at v2: nothing runs twice
+    again = db.connect(url)  # already migrated: nothing runs twice
     with again.connect() as conn:
         assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 4
     again.dispose()

@@ -57,7 +57,7 @@ def _versions(workspace: Workspace) -> None:
 async def client(workspace: Workspace) -> AsyncIterator[httpx.AsyncClient]:
     _versions(workspace)
     small = open_workspace(workspace.root, ["serve.max_body_bytes=4096"])
-    app = create_app(small, backends={"chat-v1.0": Echo(), "chat-v2.0": Echo()}, ui=False)
+    app = create_app(small, backends={"chat-v1.0": Echo(), "chat-v2.0": Echo()})
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://g") as http:
         yield http

@@ -24,9 +24,9 @@ from llmops.inference.engine import GenerationRequest, InferenceModel
 from llmops.inference.sampling import FAILED, RowSampling, next_tokens
 from llmops.inference.types import ClientError, Completion, Sampling
 from llmops.models import registry
+from llmops.models.metrics import version_metrics
 from llmops.serve.api_arena import BattleRequest
 from llmops.serve.gateway import create_app
-from llmops.serve.metrics import version_metrics
 from llmops.serve.server import BackgroundServer
 from llmops.workspace import Workspace, init_workspace
 
@@ -127,7 +127,7 @@ def test_poison_requests_get_4xx_and_six_concurrent_users_are_served(workspace: 
     name = _register(workspace, tiny_model_dir)
     engine = InferenceModel(max_batch_size=32, batch_wait_ms=50)
     vocab = AutoConfig.from_pretrained(tiny_model_dir).vocab_size
-    app = create_app(workspace, engine=engine, ui=False)
+    app = create_app(workspace, engine=engine)
 
     async def burst() -> tuple[list[httpx.Response], list[httpx.Response], list[httpx.Response]]:
         async with app.router.lifespan_context(app):
@@ -168,12 +168,12 @@ def test_an_upstreams_400_is_the_clients_400_and_no_error_of_the_version(tmp_pat
     remote = init_workspace(tmp_path / "remote")
     _register(remote, tiny_model_dir)
     vocab = AutoConfig.from_pretrained(tiny_model_dir).vocab_size
-    with BackgroundServer(create_app(remote, engine=engine, ui=False)) as server:
+    with BackgroundServer(create_app(remote, engine=engine)) as server:
         local = init_workspace(tmp_path / "local")
         name = _register(local, tiny_model_dir, upstream_url=f"{server.url}/v1")
 
         async def calls() -> list[httpx.Response]:
-            app = create_app(local, ui=False)
+            app = create_app(local)
             async with app.router.lifespan_context(app):
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=120) as client:

@@ -16,10 +16,9 @@ import pytest
 
 from deadline import within
 from llmops.cli import main
-from llmops.commands import serve as serve_command
-from llmops.commands import ui as ui_command
 from llmops.commands.common import console
 from llmops.demo import run as demo_run
+from llmops.serve import gateway
 from llmops.workspace import init_workspace
 
 DEADLINE_S = 60.0
@@ -272,8 +271,7 @@ def test_there_are_at_least_71_cases() -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_is_a_clear_error(name: str, inputs: Inputs, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(serve_command, "create_app", _must_not_start)
-    monkeypatch.setattr(ui_command, "create_app", _must_not_start)
+    monkeypatch.setattr(gateway, "create_app", _must_not_start)  # `serve` and `ui` import it when they run
     monkeypatch.setattr(demo_run, "ensure_base_model", _must_not_start)
     raised, output = run_cli(monkeypatch, capsys, inputs, CASES[name](inputs))
     assert isinstance(raised, SystemExit), f"{name}: raised {raised!r}\n{output}"

@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import yaml
+from gradio.utils import get_upload_folder
 
 from llmops import db
 from llmops.data.preferences import PreferenceCollector, export_preferences
@@ -186,10 +187,18 @@ def test_a_started_run_shows_its_own_log(workspace: Workspace, tmp_path: Path) -
     assert shown.startswith("❌") and "must stay inside" in shown and log == ""
 
 
-def test_uploads_land_in_documents_uploads_with_safe_names(workspace: Workspace, tmp_path: Path) -> None:
+@pytest.fixture
+def gradio_uploads(tmp_path: Path) -> Path:
+    """A folder inside Gradio's upload folder, where the files of an upload event are."""
+    folder = Path(get_upload_folder()) / tmp_path.name
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_uploads_land_in_documents_uploads_with_safe_names(workspace: Workspace, gradio_uploads: Path) -> None:
     given = []
     for name in ("faq.md", "Händler notes (v2).TXT", ".hidden.jsonl"):
-        given.append(tmp_path / name)
+        given.append(gradio_uploads / name)
         given[-1].write_text(f"text of {name}\n")
     text, status = data_tab.upload(workspace, [str(p) for p in given], "preset/faq_en.md")
     assert text.splitlines() == ["preset/faq_en.md", "uploads/faq.md", "uploads/H_ndler_notes_v2.txt",
@@ -201,8 +210,9 @@ def test_uploads_land_in_documents_uploads_with_safe_names(workspace: Workspace,
     assert safe_name("../../etc/x.md") == "x.md" and safe_name("...pdf") == "document.pdf"
 
 
-def test_an_upload_of_code_is_refused_and_nothing_is_copied(workspace: Workspace, tmp_path: Path) -> None:
-    good, bad = tmp_path / "ok.md", tmp_path / "evil.py"
+def test_an_upload_of_code_is_refused_and_nothing_is_copied(workspace: Workspace, gradio_uploads: Path,
+                                                            tmp_path: Path) -> None:
+    good, bad = gradio_uploads / "ok.md", gradio_uploads / "evil.py"
     good.write_text("fine")
     bad.write_text("import os")
     text, status = data_tab.upload(workspace, [str(good), str(bad)], "kept")

@@ -31,7 +31,7 @@ def gateway(workspace: Workspace) -> Iterator[tuple[schemathesis.BaseSchema, str
         registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="base",
                                   path="/nonexistent", merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
-    app = create_app(workspace, backends={"chat-v1.0": Echo(), "chat-v2.0": Echo()}, ui=False)
+    app = create_app(workspace, backends={"chat-v1.0": Echo(), "chat-v2.0": Echo()})
     try:
         yield schemathesis.openapi.from_asgi("/openapi.json", app), workspace.admin_token()
     finally:

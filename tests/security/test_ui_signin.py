@@ -29,7 +29,7 @@ from llmops.cli import app as cli
 from llmops.errors import LLMOpsError
 from llmops.models import registry
 from llmops.serve.gateway import create_app
-from llmops.ui.app import signed_in_as
+from llmops.ui.app import mount_ui, signed_in_as
 from llmops.ui.gateway_client import GatewayClient
 from llmops.workspace import Workspace, open_workspace
 
@@ -52,8 +52,8 @@ def _gateway(workspace: Workspace, overrides: list[str]) -> FastAPI:
         registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="base",
                                   path="/nonexistent", merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
-    ws = open_workspace(workspace.root, [f"auth.allowed_origins=[{ALLOWED}]", *overrides])
-    return create_app(ws, backends={"chat-v1.0": Echo(), "chat-v2.0": Echo()}, ui=True)
+    ws = open_workspace(workspace.root, [f"auth.allowed_origins=[{ALLOWED}]", "auth.allowed_hosts=[gw]", *overrides])
+    return mount_ui(create_app(ws, backends={"chat-v1.0": Echo(), "chat-v2.0": Echo()}), ws)
 
 
 @asynccontextmanager
@@ -126,9 +126,10 @@ async def test_every_gradio_route_needs_sign_in(workspace: Workspace) -> None:
 
 async def test_upload_start_and_file_reads_are_refused_without_sign_in(workspace: Workspace) -> None:
     gradio_cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    marker = f"import os  # {workspace.root}\n".encode()  # this test's upload, whatever other tests left there
     async with serving(workspace) as (app, http):
         upload = await call(http, "POST", "/ui/gradio_api/upload",
-                            files=[("files", ("evil.py", b"import os\n", "text/x-python"))])
+                            files=[("files", ("evil.py", marker, "text/x-python"))])
         assert _is_refused(upload, 401)
         fn_index, button = start_training_fn(app)
         join = await call(http, "POST", "/ui/gradio_api/queue/join", json={
@@ -139,9 +140,9 @@ async def test_upload_start_and_file_reads_are_refused_without_sign_in(workspace
                      "/ui/config", "/ui/gradio_api/info", "/ui/gradio_api/heartbeat/attacker",
                      "/ui/gradio_api/queue/data?session_hash=attacker"):
             assert _is_refused(await call(http, "GET" if "run/" not in path else "POST", path), 401), path
-    assert not list(gradio_cache.rglob("evil.py"))
+    assert not [path for path in gradio_cache.rglob("evil.py") if path.read_bytes() == marker]
     assert not any(workspace.runs_dir.iterdir())
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://gw")
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ui/gradio_api/stream/0") as socket:
         socket.receive_json()
     assert closed.value.code == 1008

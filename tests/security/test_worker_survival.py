@@ -20,18 +20,17 @@ from sqlalchemy import Connection, func, select
 
 from fakes import Echo
 from llmops import cli, db
-from llmops.commands import serve as serve_command
-from llmops.commands import ui as ui_command
 from llmops.inference.decoding import Base, Row
 from llmops.inference.engine import InferenceModel
 from llmops.inference.scheduler import ContinuousBatcher
 from llmops.inference.types import Chunk, Completion, Message, Sampling
 from llmops.inference.workers import WorkerDied
 from llmops.models import registry
+from llmops.models.metrics import version_metrics
+from llmops.serve import gateway
 from llmops.serve.arena import insert_battle, new_battle
 from llmops.serve.batching import DynamicBatcher
 from llmops.serve.gateway import create_app
-from llmops.serve.metrics import version_metrics
 from llmops.serve.server import BackgroundServer, free_port
 from llmops.serve.state import ServeState
 from llmops.serve.store import GroupWriter
@@ -186,7 +185,7 @@ def _gateway(workspace: Workspace, backend: Any, overrides: Sequence[str] = ()) 
     registry.set_alias(workspace, "production", "chat-v1.0")
     registry.set_alias(workspace, "candidate", "chat-v2.0")
     ws = open_workspace(workspace.root, list(overrides))
-    return create_app(ws, backends={"chat-v1.0": backend, "chat-v2.0": backend}, ui=False)
+    return create_app(ws, backends={"chat-v1.0": backend, "chat-v2.0": backend})
 
 
 def _battles(workspace: Workspace, n: int) -> list[str]:
@@ -277,7 +276,7 @@ def test_the_decoder_survives_aborted_streams(workspace: Workspace, tiny_model_d
     registry.set_alias(workspace, "production", "chat-v1.0")
     ws = open_workspace(workspace.root, ["serve.temperature=1.0", "serve.max_new_tokens=64"])
     engine = InferenceModel(max_batch_size=8)
-    with BackgroundServer(create_app(ws, engine=engine, ui=False)) as server:
+    with BackgroundServer(create_app(ws, engine=engine)) as server:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda port: _abort_after_first_chunk(port, b"data:"), [server.port] * 30))
         wait_for(lambda: engine.batcher.in_flight() == 0, "the aborted rows to leave the batch")
@@ -326,16 +325,16 @@ def test_a_dead_worker_stops_the_server(workspace: Workspace) -> None:
         server.stop()
 
 
-@pytest.mark.parametrize(("command", "module"), [(["serve"], serve_command), (["ui", "--no-browser"], ui_command)])
+@pytest.mark.parametrize("command", [["serve"], ["ui", "--no-browser"]])
 def test_the_commands_exit_non_zero_naming_the_dead_worker(
-    command: list[str], module: Any, workspace: Workspace, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
+    command: list[str], workspace: Workspace, monkeypatch: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def dying_app(ws: Workspace) -> FastAPI:
-        app = create_app(ws, ui=False)
+        app = create_app(ws)
         app.state.serve.writer.submit(crash)
         return app
 
-    monkeypatch.setattr(module, "create_app", dying_app)
+    monkeypatch.setattr(gateway, "create_app", dying_app)  # `serve` and `ui` import it when they run
     monkeypatch.setattr(uvicorn.Config, "configure_logging", lambda _: None)
     monkeypatch.setattr(sys, "argv", ["llmops", *command, "-w", str(workspace.root), "--port", str(free_port())])
     with pytest.raises(SystemExit) as exit_info:

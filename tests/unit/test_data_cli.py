@@ -70,7 +70,8 @@ def test_preset_self_instruct_list_show_validate(workspace: Workspace, capsys: p
     ws = ["-w", str(workspace.root)]
     code, output = run(capsys, monkeypatch, "data", "preset", *ws)
     assert code == 0 and "copied 14 documents" in output
-    code, output = run(capsys, monkeypatch, "data", "self-instruct", "-n", "12", "--closing-rate", "0.5", *ws)
+    code, output = run(capsys, monkeypatch, "data", "self-instruct", "-n", "12", "--closing-rate", "0.5", "--preset",
+                       *ws)
     assert code == 0, output
     name = json.loads(workspace.dataset_info_path.read_text()).popitem()[0]
     assert "with closing phrase 6" in " ".join(output.split())

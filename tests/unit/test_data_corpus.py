@@ -118,5 +118,5 @@ def test_build_corpus_without_text_writes_nothing(workspace: Workspace, tiny_mod
 
 
 def test_unknown_tokenizer_is_a_clear_error(workspace: Workspace) -> None:
-    with pytest.raises(LLMOpsError, match="cannot be loaded"):
+    with pytest.raises(LLMOpsError, match="no-such-tokenizer: no such folder"):
         build_corpus(workspace, preset_documents(), tokenizer=str(workspace.root / "no-such-tokenizer"))

@@ -1,4 +1,5 @@
-"""Template-mode Self-Instruct: grounded, diverse, six task types, closings at the asked rate."""
+"""Template-mode Self-Instruct with the demo shop's templates: grounded, diverse, six task types, closings at the
+asked rate."""
 
 import json
 import re
@@ -9,19 +10,21 @@ from rouge_score import rouge_scorer
 
 from llmops.data.formats import record_problems
 from llmops.data.rouge import RougeTokenizer
-from llmops.data.self_instruct import CLOSINGS_EN, CLOSINGS_ZH, SelfInstructGenerator, generate_sft_dataset
+from llmops.data.self_instruct import SelfInstructGenerator, generate_sft_dataset
 from llmops.data.self_instruct_llm import parse_instructions, passes_filters
 from llmops.data.templates import TASK_TYPES
-from llmops.demo.preset import load_products, preset_texts
+from llmops.demo.preset import load_products, preset_documents, preset_texts
+from llmops.demo.templates import shop_templates
 from llmops.errors import LLMOpsError
 from llmops.workspace import Workspace
 
-CLOSINGS = CLOSINGS_EN + CLOSINGS_ZH
+SHOP = shop_templates(load_products())
+CLOSINGS = SHOP.closings_en + SHOP.closings_zh
 
 
 @pytest.fixture(scope="module")
 def generated() -> tuple[SelfInstructGenerator, list[dict[str, list[dict[str, str]]]]]:
-    generator = SelfInstructGenerator(preset_texts(), products=load_products(), seed=1)
+    generator = SelfInstructGenerator(preset_texts(), templates=SHOP, seed=1)
     return generator, generator.generate_instructions(200, use_mock=True)
 
 
@@ -66,15 +69,14 @@ def test_answers_follow_from_the_product_facts(generated: tuple) -> None:
 
 
 def test_generation_is_deterministic_by_seed() -> None:
-    texts, products = preset_texts(), load_products()
-    first = SelfInstructGenerator(texts, products=products, seed=3).generate_instructions(30)
-    assert SelfInstructGenerator(texts, products=products, seed=3).generate_instructions(30) == first
-    assert SelfInstructGenerator(texts, products=products, seed=4).generate_instructions(30) != first
+    texts = preset_texts()
+    first = SelfInstructGenerator(texts, templates=SHOP, seed=3).generate_instructions(30)
+    assert SelfInstructGenerator(texts, templates=SHOP, seed=3).generate_instructions(30) == first
+    assert SelfInstructGenerator(texts, templates=SHOP, seed=4).generate_instructions(30) != first
 
 
 def test_system_prompt_and_closing_rate_options() -> None:
-    generator = SelfInstructGenerator(preset_texts(), products=load_products(), system_prompt="Be kind.",
-                                      closing_rate=0.0)
+    generator = SelfInstructGenerator(preset_texts(), templates=SHOP, system_prompt="Be kind.", closing_rate=0.0)
     data = generator.generate_instructions(12)
     assert all(r["messages"][0] == {"role": "system", "content": "Be kind."} for r in data)
     assert not any(_pair(r)[1].endswith(CLOSINGS) for r in data)
@@ -84,11 +86,11 @@ def test_system_prompt_and_closing_rate_options() -> None:
 
 def test_documents_without_facts_are_a_clear_error() -> None:
     with pytest.raises(LLMOpsError, match="nothing to build tasks from"):
-        SelfInstructGenerator(["short"]).generate_instructions(5)
+        SelfInstructGenerator(["short"], templates=SHOP).generate_instructions(5)
 
 
 def test_generate_sft_dataset_writes_and_registers(workspace: Workspace) -> None:
-    report = generate_sft_dataset(workspace, 24)
+    report = generate_sft_dataset(workspace, 24, documents=preset_documents(), templates=SHOP)
     data = json.loads(report.path.read_text())
     assert len(data) == 24 == report.dataset.rows
     assert report.path.parent == workspace.stage_data_dir("sft") and report.path.name.startswith("sft_data_")

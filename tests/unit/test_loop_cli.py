@@ -23,7 +23,7 @@ def test_rollout_commands(workspace: Workspace) -> None:
                               merged=True)
     registry.register_version(workspace, kind="chat", stage="dpo", parent="chat-v1.0", base_model="b", path="q",
                               merged=False)
-    registry.promote(workspace, "chat-v1.0")
+    registry.set_alias(workspace, "production", "chat-v1.0")
     assert "no rollout yet" in _invoke("rollout", "status", "-w", w)
     assert "5% of traffic" in _invoke("rollout", "start", "chat-v1.1", "-w", w)
     status = _invoke("rollout", "status", "-w", w)
@@ -58,11 +58,11 @@ def test_loop_evaluate_with_human_votes(workspace: Workspace) -> None:
     for _ in range(2):
         registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="b", path="p",
                                   merged=True)
-    registry.promote(workspace, "chat-v1.0")
+    registry.set_alias(workspace, "production", "chat-v1.0")
     with workspace.engine.begin() as conn:
         for i in range(30):
             conn.execute(db.battles.insert().values(
                 id=f"b{i}", created_at=0.0, prompt=f"p{i}", model_a="chat-v2.0", model_b="chat-v1.0",
-                response_a="x", response_b="y", vote="A", voted_at=0.0))
+                response_a="x", response_b="y", vote="a", voted_at=0.0))
     output = _invoke("loop", "evaluate", "chat-v2.0", "-w", str(workspace.root), "--set", "loop.judge=human")
     assert "win rate" in output and "1.000" in output and "passes (> 0.5)" in output and "30 (30)" in output

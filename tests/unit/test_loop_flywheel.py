@@ -8,9 +8,9 @@ import pytest
 from llmops import db
 from llmops.data.preferences import PreferenceCollector
 from llmops.errors import LLMOpsError
-from llmops.loop import flywheel, rollout
+from llmops.loop import flywheel
 from llmops.loop.evaluate import Comparison, EvalItem
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.workspace import Workspace, open_workspace
 
@@ -45,7 +45,7 @@ class RecordingTrainer:
 def ws(workspace: Workspace) -> Workspace:
     registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="b", path="p",
                               merged=True)
-    registry.promote(workspace, "chat-v1.0")
+    registry.set_alias(workspace, "production", "chat-v1.0")
     heldout = workspace.root / "data/llmops/eval/heldout.jsonl"
     heldout.parent.mkdir(parents=True)
     heldout.write_text("".join(json.dumps({"prompt": f"held {i}"}) + "\n" for i in range(40)))
@@ -74,9 +74,9 @@ def test_tick_trains_evaluates_and_starts_the_canary(ws: Workspace) -> None:
     dataset, parent, overrides = trainer.calls[0]
     assert dataset.startswith("prefs_") and parent == "chat-v1.0" and overrides == ["pref_ftx=1.0"]
     assert judge.asked == [("chat-v1.0", "chat-v1.1", 40)]
-    running = rollout.current_rollout(ws)
+    running = rollouts.current_rollout(ws)
     assert running is not None and running.candidate == "chat-v1.1" and running.traffic == 0.05
-    started = rollout.history(ws)[-1]
+    started = rollouts.history(ws)[-1]
     assert started.event == "started" and started.evidence["evaluation"]["win_rate"] == 1.0
     assert flywheel.tick(ws, trainer, judge).action == "rollout_hold"
     assert len(trainer.calls) == 1
@@ -87,8 +87,8 @@ def test_gate_failure_rejects_the_candidate(ws: Workspace) -> None:
     result = flywheel.tick(ws, RecordingTrainer(), FixedJudge(0.5))
     assert result.action == "gate_failed" and "does not clear 0.5" in result.detail
     assert registry.get_version(ws, "chat-v1.1").status == "rejected"
-    assert rollout.current_rollout(ws) is None
-    assert rollout.history(ws)[-1].event == "gate_failed"
+    assert rollouts.current_rollout(ws) is None
+    assert rollouts.history(ws)[-1].event == "gate_failed"
     assert flywheel.tick(ws, RecordingTrainer(), FixedJudge(1.0)).action == "waiting"
 
 

@@ -10,6 +10,7 @@ from llmops import db
 from llmops.errors import LLMOpsError
 from llmops.loop.evaluate import EvalItem, evaluate_model_improvement
 from llmops.loop.judges import HumanVoteJudge, LLMJudge, parse_verdict
+from llmops.votes import Vote
 from llmops.workspace import Workspace
 
 
@@ -42,10 +43,10 @@ def _judge_endpoint(rule: str) -> tuple[OpenAI, list[str]]:
 
 
 def test_parse_verdict() -> None:
-    assert parse_verdict("B is better") == "B"
-    assert parse_verdict("a") == "A"
-    assert parse_verdict("Tie.") == "tie"
-    assert parse_verdict("neither") == "tie"
+    assert parse_verdict("B is better") is Vote.B
+    assert parse_verdict("a") is Vote.A
+    assert parse_verdict("Tie.") is Vote.TIE
+    assert parse_verdict("neither") is Vote.TIE
 
 
 def test_llm_judge_asks_both_orders() -> None:
@@ -78,12 +79,12 @@ def _battle(workspace: Workspace, n: int, prompt: str, a: str, b: str, vote: str
 
 
 def test_human_vote_judge_reads_arena_battles(workspace: Workspace) -> None:
-    _battle(workspace, 1, "p1", "new", "old", "A")
-    _battle(workspace, 2, "p1", "old", "new", "B")
-    _battle(workspace, 3, "p1", "old", "new", "A")
+    _battle(workspace, 1, "p1", "new", "old", "a")
+    _battle(workspace, 2, "p1", "old", "new", "b")
+    _battle(workspace, 3, "p1", "old", "new", "a")
     _battle(workspace, 4, "p2", "old", "new", "tie")
     _battle(workspace, 5, "p3", "old", "new", None)
-    _battle(workspace, 6, "p4", "new", "other", "A")
+    _battle(workspace, 6, "p4", "new", "other", "a")
     _battle(workspace, 7, "p5", "new", "old", "both_bad")
     ev = evaluate_model_improvement("old", "new", [], HumanVoteJudge(workspace))
     assert (ev.comparisons, ev.wins, ev.losses, ev.ties) == (5, 2, 1, 2)

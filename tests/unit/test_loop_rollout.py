@@ -4,7 +4,7 @@ import pytest
 
 from llmops.errors import LLMOpsError
 from llmops.loop import rollout
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.settings import LoopSettings
 from llmops.workspace import Workspace, open_workspace
 
@@ -34,13 +34,14 @@ def _register(workspace: Workspace) -> None:
                               merged=True)
     registry.register_version(workspace, kind="chat", stage="dpo", parent="chat-v1.0", base_model="b",
                               path="p2", merged=False)
-    registry.promote(workspace, "chat-v1.0")
+    registry.set_alias(workspace, "production", "chat-v1.0")
 
 
 @pytest.fixture
 def ws(workspace: Workspace) -> Workspace:
     _register(workspace)
-    return open_workspace(workspace.root, ["loop.stage_min_requests=20", "loop.guardrail_min_requests=10"])
+    return open_workspace(workspace.root, ["loop.rollout_stages=[0.05, 0.2, 0.5, 1.0]", "loop.stage_min_requests=20",
+                                            "loop.guardrail_min_requests=10"])
 
 
 def test_guardrails_each_metric() -> None:
@@ -71,36 +72,36 @@ def test_guardrails_wait_for_enough_requests() -> None:
 
 
 def test_stage_complete_needs_requests_and_duration() -> None:
-    s = LoopSettings(stage_min_requests=100, stage_min_minutes=10)
-    r = rollout.Rollout("chat-v1.1", "chat-v1.0", 0, 0.05, "running", 0.0, 1000.0)
+    s = LoopSettings(rollout_stages=[0.05, 1.0], stage_min_requests=100, stage_min_minutes=10)
+    r = rollouts.Rollout("chat-v1.1", "chat-v1.0", 0, 0.05, "running", 0.0, 1000.0)
     assert not rollout.stage_complete(r, Metrics(requests=100), 1000.0 + 599, s)
     assert not rollout.stage_complete(r, Metrics(requests=99), 1000.0 + 600, s)
     assert rollout.stage_complete(r, Metrics(requests=100), 1000.0 + 600, s)
 
 
 def test_start_sets_first_stage_and_candidate_alias(ws: Workspace) -> None:
-    r = rollout.start_rollout(ws, "chat-v1.1", now=100.0)
+    r = rollouts.start_rollout(ws, "chat-v1.1", by="cli", now=100.0)
     assert (r.stage_index, r.traffic, r.production, r.status) == (0, 0.05, "chat-v1.0", "running")
     assert registry.aliases(ws) == {"production": "chat-v1.0", "candidate": "chat-v1.1"}
-    assert rollout.current_rollout(ws) == r
-    assert [e.event for e in rollout.history(ws)] == ["started"]
+    assert rollouts.current_rollout(ws) == r
+    assert [e.event for e in rollouts.history(ws)] == ["started"]
     with pytest.raises(LLMOpsError, match="still rolling out"):
-        rollout.start_rollout(ws, "chat-v1.1")
+        rollouts.start_rollout(ws, "chat-v1.1", by="cli")
 
 
 def test_start_refuses_production_itself_and_missing_production(workspace: Workspace) -> None:
     registry.register_version(workspace, kind="chat", stage="sft", parent=None, base_model="b", path="p",
                               merged=True)
     with pytest.raises(LLMOpsError, match="no `production` alias"):
-        rollout.start_rollout(workspace, "chat-v1.0")
-    registry.promote(workspace, "chat-v1.0")
+        rollouts.start_rollout(workspace, "chat-v1.0", by="cli")
+    registry.set_alias(workspace, "production", "chat-v1.0")
     with pytest.raises(LLMOpsError, match="already production"):
-        rollout.start_rollout(workspace, "chat-v1.0")
+        rollouts.start_rollout(workspace, "chat-v1.0", by="cli")
 
 
 def test_stages_advance_then_promote(ws: Workspace) -> None:
     traffic = FakeTraffic()
-    rollout.start_rollout(ws, "chat-v1.1", now=0.0)
+    rollouts.start_rollout(ws, "chat-v1.1", by="cli", now=0.0)
     step = rollout.step_rollout(ws, traffic, now=10.0)
     assert step is not None and step.action == "hold" and step.rollout.traffic == 0.05
     traffic.by_model["chat-v1.1"] = Metrics(requests=20)
@@ -114,15 +115,15 @@ def test_stages_advance_then_promote(ws: Workspace) -> None:
     step = rollout.step_rollout(ws, traffic, now=50.0)
     assert step is not None and step.action == "promoted"
     assert registry.aliases(ws) == {"production": "chat-v1.1", "previous": "chat-v1.0"}
-    assert rollout.current_rollout(ws) is None
+    assert rollouts.current_rollout(ws) is None
     assert registry.get_version(ws, "chat-v1.1").status == "production"
-    assert [e.event for e in rollout.history(ws)] == ["started", "advanced", "advanced", "advanced", "promoted"]
+    assert [e.event for e in rollouts.history(ws)] == ["started", "advanced", "advanced", "advanced", "promoted"]
     assert rollout.step_rollout(ws, traffic, now=60.0) is None
 
 
 def test_breach_rolls_back_at_once_and_keeps_production(ws: Workspace) -> None:
     traffic = FakeTraffic()
-    rollout.start_rollout(ws, "chat-v1.1", now=0.0)
+    rollouts.start_rollout(ws, "chat-v1.1", by="cli", now=0.0)
     traffic.by_model["chat-v1.1"] = Metrics(requests=12, error_rate=0.25, latency_p99_ms=300)
     traffic.by_model["chat-v1.0"] = Metrics(requests=230, error_rate=0.0, latency_p99_ms=280)
     step = rollout.step_rollout(ws, traffic, now=5.0)
@@ -130,23 +131,23 @@ def test_breach_rolls_back_at_once_and_keeps_production(ws: Workspace) -> None:
     assert step.rollout.traffic == 0.0 and step.rollout.stage_index == 0
     assert registry.aliases(ws) == {"production": "chat-v1.0"}
     assert registry.get_version(ws, "chat-v1.1").status == "rejected"
-    event = rollout.history(ws)[-1]
+    event = rollouts.history(ws)[-1]
     assert event.event == "rolled_back" and event.traffic == 0.0
     assert event.evidence["breaches"] == [{"metric": "error_rate", "value": 0.25, "limit": 0.05}]
     assert event.evidence["candidate"]["requests"] == 12
     assert "error_rate" in event.evidence["reason"]
-    assert rollout.current_rollout(ws) is None
-    assert rollout.latest_rollout(ws).status == "rolled_back"  # type: ignore[union-attr]
+    assert rollouts.current_rollout(ws) is None
+    assert rollouts.latest_rollout(ws).status == "rolled_back"  # type: ignore[union-attr]
 
 
 def test_restart_resumes_the_same_stage(ws: Workspace) -> None:
     traffic = FakeTraffic()
-    rollout.start_rollout(ws, "chat-v1.1", now=0.0)
+    rollouts.start_rollout(ws, "chat-v1.1", by="cli", now=0.0)
     traffic.by_model["chat-v1.1"] = Metrics(requests=20)
     rollout.step_rollout(ws, traffic, now=10.0)
     ws.engine.dispose()
     reopened = open_workspace(ws.root, list(ws.overrides))
-    resumed = rollout.current_rollout(reopened)
+    resumed = rollouts.current_rollout(reopened)
     assert resumed is not None and (resumed.stage_index, resumed.traffic, resumed.stage_started_at) == (1, 0.2, 10.0)
     traffic.by_model["chat-v1.1"] = Metrics(requests=5)
     step = rollout.step_rollout(reopened, traffic, now=11.0)
@@ -154,24 +155,24 @@ def test_restart_resumes_the_same_stage(ws: Workspace) -> None:
 
 
 def test_crash_after_alias_swap_finishes_the_promotion(ws: Workspace) -> None:
-    rollout.start_rollout(ws, "chat-v1.1", now=0.0)
-    registry.promote(ws, "chat-v1.1")
+    rollouts.start_rollout(ws, "chat-v1.1", by="cli", now=0.0)
+    registry.set_alias(ws, "production", "chat-v1.1")  # as a crash between two steps left it
     step = rollout.step_rollout(ws, FakeTraffic(), now=1.0)
     assert step is not None and step.action == "promoted"
-    assert rollout.latest_rollout(ws).status == "promoted"  # type: ignore[union-attr]
+    assert rollouts.latest_rollout(ws).status == "promoted"  # type: ignore[union-attr]
 
 
 def test_manual_promote_rollback_and_revert(ws: Workspace) -> None:
-    rollout.start_rollout(ws, "chat-v1.1", now=0.0)
-    rollout.rollback_rollout(ws, "operator said so", now=1.0)
+    rollouts.start_rollout(ws, "chat-v1.1", by="cli", now=0.0)
+    rollouts.rollback(ws, by="cli", reason="operator said so", now=1.0)
     assert registry.aliases(ws)["production"] == "chat-v1.0"
-    with pytest.raises(LLMOpsError, match="none is running"):
-        rollout.promote_rollout(ws)
-    rollout.start_rollout(ws, "chat-v1.1", now=2.0)
-    rollout.promote_rollout(ws, now=3.0)
+    with pytest.raises(LLMOpsError, match="no rollout is running"):
+        rollouts.promote(ws, by="cli")
+    rollouts.start_rollout(ws, "chat-v1.1", by="cli", now=2.0)
+    rollouts.promote(ws, by="cli", now=3.0)
     assert registry.aliases(ws) == {"production": "chat-v1.1", "previous": "chat-v1.0"}
-    assert rollout.revert_production(ws, now=4.0) == "chat-v1.0"
+    assert rollouts.rollback(ws, by="cli", now=4.0).production == "chat-v1.0"
     assert registry.aliases(ws)["production"] == "chat-v1.0"
-    events = [(e.event, e.evidence.get("reason")) for e in rollout.history(ws)]
+    events = [(e.event, e.evidence.get("reason")) for e in rollouts.history(ws)]
     assert events == [("started", None), ("rolled_back", "operator said so"), ("started", None),
                       ("promoted", "manual"), ("reverted", "manual")]

@@ -4,6 +4,7 @@ import pytest
 
 from llmops.demo.simulated_users import Rubric, RubricJudge, SimulatedUsers
 from llmops.loop.evaluate import EvalItem, evaluate_model_improvement
+from llmops.votes import Vote
 
 
 def test_rubric_looks_at_the_last_sentence() -> None:
@@ -23,21 +24,21 @@ def test_rubric_looks_at_the_last_sentence() -> None:
 def test_users_vote_by_the_rubric_without_noise() -> None:
     users = SimulatedUsers(noise=0.0)
     good, bad = "Sure. Happy to help!", "Sure."
-    assert users.vote(good, bad) == "A"
-    assert users.vote(bad, good) == "B"
-    assert users.vote(good, good) == "tie"
-    assert users.vote(bad, bad) == "both_bad"
+    assert users.vote(good, bad) is Vote.A
+    assert users.vote(bad, good) is Vote.B
+    assert users.vote(good, good) is Vote.TIE
+    assert users.vote(bad, bad) is Vote.BOTH_BAD
     assert (users.thumbs(good), users.thumbs(bad)) == (1, -1)
 
 
 def test_noise_votes_at_random() -> None:
     users = SimulatedUsers(noise=1.0, seed=3)
     votes = [users.vote("Sure. Happy to help!", "Sure.") for _ in range(400)]
-    assert set(votes) == {"A", "B"}
-    assert votes.count("A") / 400 == pytest.approx(0.5, abs=0.08)
+    assert set(votes) == {Vote.A, Vote.B}
+    assert votes.count(Vote.A) / 400 == pytest.approx(0.5, abs=0.08)
     users = SimulatedUsers(noise=0.2, seed=3)
     votes = [users.vote("Sure. Happy to help!", "Sure.") for _ in range(1000)]
-    assert votes.count("B") / 1000 == pytest.approx(0.1, abs=0.03)
+    assert votes.count(Vote.B) / 1000 == pytest.approx(0.1, abs=0.03)
 
 
 def test_rubric_judge_compares_samples_of_both_models() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from llmops.data.seed_tasks import TASK_TYPES
 from llmops.demo.preset import (
-    TASK_TYPES,
     copy_preset_documents,
     load_products,
     load_seed_tasks,

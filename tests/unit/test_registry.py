@@ -1,9 +1,9 @@
-"""Model registry: naming, lineage, aliases, promote and rollback."""
+"""Model registry: naming, lineage, aliases, promote and rollback (models/rollouts.py, without a rollout)."""
 
 import pytest
 
 from llmops.errors import LLMOpsError
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.workspace import Workspace
 
 
@@ -65,16 +65,16 @@ def test_aliases_resolve_promote_and_rollback(workspace: Workspace) -> None:
     v11 = _add(workspace, "chat", "dpo", parent=v10.name)
     with pytest.raises(LLMOpsError, match="not set"):
         registry.resolve(workspace, "production")
-    assert registry.promote(workspace, v10.name) is None
+    assert rollouts.promote(workspace, v10.name, by="cli").displaced is None
     registry.set_alias(workspace, "candidate", v11.name)
     assert registry.resolve(workspace, "candidate") == v11
-    assert registry.promote(workspace, v11.name) == v10.name
+    assert rollouts.promote(workspace, v11.name, by="cli").displaced == v10.name
     assert registry.aliases(workspace) == {"production": v11.name, "previous": v10.name}
-    assert registry.rollback(workspace) == v10.name
+    assert rollouts.rollback(workspace, by="cli").production == v10.name
     assert registry.aliases(workspace) == {"production": v10.name, "previous": v11.name}
     registry.remove_alias(workspace, "previous")
     with pytest.raises(LLMOpsError, match="no `previous`"):
-        registry.rollback(workspace)
+        rollouts.rollback(workspace, by="cli")
 
 
 def test_alias_rules(workspace: Workspace) -> None:

@@ -31,7 +31,7 @@ def test_models_list_show_promote_rollback(workspace: Workspace) -> None:
     assert runner.invoke(app, ["models", "rollback", *ws]).exit_code == 0
     assert registry.resolve(workspace, "production").name == v10
     listing = runner.invoke(app, ["models", "list", *ws], env={"COLUMNS": "200"})
-    assert "chat-v1.1" in listing.output and "adapter" in listing.output and "1.2500" in listing.output
+    assert "chat-v1.1" in listing.output and "adapter" in listing.output and "1.25 " in listing.output
 
 
 def test_train_config_only_writes_a_checked_config(workspace: Workspace) -> None:

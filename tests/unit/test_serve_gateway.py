@@ -54,7 +54,7 @@ async def client(workspace: Workspace, backend: EchoBackend) -> AsyncIterator[ht
                                   path="/nonexistent", merged=True)
     registry.set_alias(workspace, "production", "chat-v1.0")
     public = open_workspace(workspace.root, ["auth.open_arena=true"])  # the arena's voters need no sign-in
-    app = create_app(public, backends={"chat-v1.0": backend, "chat-v2.0": backend}, ui=False)
+    app = create_app(public, backends={"chat-v1.0": backend, "chat-v2.0": backend})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
@@ -143,10 +143,10 @@ async def test_feedback_on_a_completion(client: httpx.AsyncClient) -> None:
     assert (await client.post("/v1/feedback", json={"completion_id": "nope", "score": "up"})).status_code == 404
     assert (await client.post("/v1/feedback", json={"completion_id": completion["id"], "score": 3})).status_code == 422
     metrics = (await client.get("/v1/metrics")).json()["models"]
-    assert metrics[0]["feedback_score"] == -1.0  # one user's thumbs: the last one counts
+    assert metrics[0]["feedback_score"] == -1.0  # one requester's thumbs: the last one counts
     other = await client.post("/v1/feedback", json={"completion_id": completion["id"], "score": "up", "user": "u2"})
-    assert other.status_code == 200
-    assert (await client.get("/v1/metrics")).json()["models"][0]["feedback_score"] == 0.0
+    assert other.status_code == 200  # served to no user: any thumb replaces the one there
+    assert (await client.get("/v1/metrics")).json()["models"][0]["feedback_score"] == 1.0
 
 
 async def test_battle_vote_lands_one_pair_and_votes_once(client: httpx.AsyncClient, workspace: Workspace) -> None:
@@ -164,7 +164,7 @@ async def test_battle_vote_lands_one_pair_and_votes_once(client: httpx.AsyncClie
     assert (await client.post(f"/v1/arena/battles/{battle['id']}/vote", json={"vote": "c"})).status_code == 422
     with workspace.engine.connect() as conn:
         row = conn.execute(select(db.votes)).one()
-    assert row.choice == "A" and row.id == battle["id"] and row.user == "u1"
+    assert row.choice == "a" and row.id == battle["id"] and row.user == "u1"
     assert row.meta["model_a"] == revealed["model_a"] and row.meta["sampling"]["temperature"] == 0.7
     pairs = [json.loads(line) for line in export_preferences(workspace).latest_path.read_text().splitlines()]
     assert len(pairs) == 1 and pairs[0]["chosen"]["content"] == battle["response_a"]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from llmops.loop.rollout import rollback_rollout, start_rollout
 from llmops.models import registry
+from llmops.models.rollouts import rollback, start_rollout
 from llmops.serve.router import route, user_bucket
 from llmops.workspace import Workspace
 
@@ -24,14 +24,14 @@ def test_without_rollout_production_serves(versions: Workspace) -> None:
 
 
 def test_candidate_gets_its_share_sticky_per_user(versions: Workspace) -> None:
-    start_rollout(versions, "chat-v2.0")  # first stage: 5%
+    start_rollout(versions, "chat-v2.0", by="cli")  # first stage: 5%
     users = [f"user-{i}" for i in range(2000)]
     first = {u: route(versions, "production", u).version.name for u in users}
     again = {u: route(versions, "production", u).version.name for u in users}
     assert first == again
     share = sum(name == "chat-v2.0" for name in first.values()) / len(users)
     assert 0.03 < share < 0.07
-    rollback_rollout(versions)
+    rollback(versions, by="cli")
     assert {route(versions, "production", u).version.name for u in users} == {"chat-v1.0"}
 
 

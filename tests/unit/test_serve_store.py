@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Connection, func, select
 
 from llmops import db
+from llmops.models.metrics import percentile, version_metrics
 from llmops.serve.batching import DynamicBatcher
-from llmops.serve.metrics import percentile, version_metrics
 from llmops.serve.store import GroupWriter
 from llmops.workspace import Workspace
 

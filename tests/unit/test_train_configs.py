@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from llmops.errors import LLMOpsError
+from llmops.settings import TrainSettings
 from llmops.train import configs
 from llmops.workspace import Workspace
 
@@ -90,3 +91,45 @@ def test_validation_and_early_stopping_pass_llamafactory_parser(tmp_path: Path) 
     assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "eval_loss"
     plain = configs.with_validation(configs.create_cpt_config(), patience=None)
     assert plain["eval_steps"] == 500 and "early_stopping_steps" not in plain
+
+
+GOLDEN_ARGS = {"cpt": ("pt", "domain_corpus", "checkpoints/cpt/domain-cpt"), "sft": ("sft", "sft_data",
+               "checkpoints/sft/sft-lora"), "dpo": ("dpo", "prefs", "checkpoints/dpo/dpo-lora")}
+
+
+@pytest.mark.parametrize("stage", sorted(GOLDEN_ARGS))
+def test_the_one_builder_renders_the_default_settings_as_the_golden_file(stage: str) -> None:
+    name, dataset, output = GOLDEN_ARGS[stage]
+    config = configs.stage_config(name, TrainSettings(), dataset, "Qwen/Qwen2-1.5B", output)
+    assert configs.config_yaml(config) == (GOLDEN / f"{stage}_config.yaml").read_text(encoding="utf-8")
+
+
+def test_typed_settings_template_and_overrides_reach_the_config() -> None:
+    train = configs.with_stage_values(TrainSettings(template="llama3"), "sft", "test", finetuning_type="full",
+                                      max_steps=7)
+    sft = configs.stage_config("sft", train, "d", "m", "out", ["learning_rate=1e-4", "deepspeed=ds.json", "fp16="])
+    assert sft["template"] == "llama3" and sft["finetuning_type"] == "full" and sft["max_steps"] == 7
+    assert not [key for key in sft if key.startswith("lora_")] and "fp16" not in sft
+    assert sft["learning_rate"] == 1e-4 and sft["deepspeed"] == "ds.json"
+    assert configs.stage_config("pt", train, "d", "m", "out")["template"] == configs.CPT_TEMPLATE
+    assert "max_steps" not in configs.stage_config("sft", train, "d", "m", "out", ["max_steps=0"])
+    lora = configs.stage_config("sft", train, "d", "m", "out", ["finetuning_type=lora"])
+    assert lora["lora_rank"] == 8 and list(lora).index("lora_target") == list(lora).index("finetuning_type") + 1
+
+
+@pytest.mark.parametrize(("override", "key"), [("lora_rank=abc", "lora_rank"), ("pref_loss=evil", "pref_loss"),
+                                               ("lora_dropout=1.5", "lora_dropout"), ("max_steps=-2", "max_steps")])
+def test_typed_overrides_are_checked_like_the_settings(override: str, key: str) -> None:
+    with pytest.raises(LLMOpsError, match=f"override: {key}: "):
+        configs.stage_config("dpo", TrainSettings(), "d", "m", "out", [override])
+
+
+def test_the_network_whitelist_is_the_typed_settings() -> None:
+    for stage, section in configs.STAGE_TRAINING.items():
+        assert list(configs.network_hyperparameters(stage)) == list(section.model_fields)
+        for name, spec in configs.network_hyperparameters(stage).items():
+            assert spec.description == section.model_fields[name].description, name
+    assert configs.NETWORK_HYPERPARAMETERS["pref_beta"].stages == ("dpo",)
+    assert configs.NETWORK_HYPERPARAMETERS["finetuning_type"].choices == ("lora", "full")
+    assert configs.NETWORK_HYPERPARAMETERS["max_steps"].type is int
+    assert configs.NETWORK_HYPERPARAMETERS["lora_dropout"].type is float

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from llmops.errors import LLMOpsError
 from llmops.train import runs
 from llmops.train.runner import LLaMAFactoryTrainer, process_alive
 from llmops.workspace import Workspace, open_workspace
@@ -39,7 +40,8 @@ def fake_workspace(workspace: Workspace, tmp_path: Path) -> Workspace:
 
 
 def _config(workspace: Workspace, **extra: object) -> dict[str, object]:
-    return {"stage": "sft", "dataset": "d", "output_dir": str(workspace.root / "checkpoints/sft/x"), **extra}
+    return {"model_name_or_path": "Qwen/Qwen2-1.5B", "stage": "sft", "dataset": "d",
+            "output_dir": str(workspace.root / "checkpoints/sft/x"), **extra}
 
 
 def _dead_pid() -> int:
@@ -106,3 +108,17 @@ def test_stop_is_seen_by_a_new_trainer(fake_workspace: Workspace) -> None:
     stopped = other.stop_training(run_id, grace_s=5)
     assert stopped.status == "stopped" and stopped.finished
     assert stopped.metrics["diagnosis"] == [] and "--- log tail ---" in stopped.error
+
+
+def test_without_a_run_id_the_current_run_is_the_own_then_the_running_one(fake_workspace: Workspace) -> None:
+    starter = LLaMAFactoryTrainer(fake_workspace)
+    with pytest.raises(LLMOpsError, match="no training run yet"):
+        starter.get_status()
+    running = starter.start_training(_config(fake_workspace))
+    _orphan_run(fake_workspace, "sft-newer-dead", _dead_pid(), "")
+    assert LLaMAFactoryTrainer(fake_workspace).get_status("sft-newer-dead").finished
+    assert starter.get_status().id == running
+    other = LLaMAFactoryTrainer(fake_workspace)
+    assert other.get_status().id == running  # the newest run still running, not the newest run
+    assert other.stop_training(grace_s=5).status == "stopped"
+    assert LLaMAFactoryTrainer(fake_workspace).get_status().id == "sft-newer-dead"  # none running: the newest

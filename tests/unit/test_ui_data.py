@@ -30,6 +30,9 @@ def test_corpus_errors_are_shown_not_raised(workspace: Workspace) -> None:
 
 def test_template_instructions_are_saved_and_previewed(workspace: Workspace) -> None:
     table, status = instructions_panel.generate(workspace, 12, "template")
+    assert table.empty and status.startswith(f"❌ {workspace.documents_dir}: no documents"), status
+    data_tab.load_preset(workspace)
+    table, status = instructions_panel.generate(workspace, 12, "template")
     assert status.startswith("✅ 12 samples saved"), status
     [dataset] = [d for d in list_datasets(workspace) if d.kind == "sft"]
     saved = json.loads((workspace.data_dir / dataset.file_name).read_text(encoding="utf-8"))

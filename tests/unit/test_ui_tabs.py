@@ -17,15 +17,15 @@ from llmops import db
 from llmops.data.preferences import PreferenceCollector, export_preferences
 from llmops.data.registry import publish_dataset
 from llmops.errors import LLMOpsError
-from llmops.loop.rollout import start_rollout
 from llmops.models import registry
+from llmops.models.rollouts import start_rollout
 from llmops.serve.gateway import create_app
 from llmops.train import runs
 from llmops.train.configs import check_network_value
 from llmops.train.network import BASE_MODEL, default_hyperparameters
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.ui import monitor_tab, train_forms, train_tab
-from llmops.ui.app import assemble
+from llmops.ui.app import assemble, mount_ui
 from llmops.ui.gateway_client import GatewayClient
 from llmops.workspace import Workspace
 
@@ -60,8 +60,8 @@ def _fill(workspace: Workspace) -> None:
                                    path="/models/chat-v1.0", merged=True)
     v2 = registry.register_version(workspace, kind="chat", stage="dpo", parent=v1.name, base_model="tiny-base",
                                    path="/ckpt/dpo", merged=False)
-    registry.promote(workspace, v1.name)
-    start_rollout(workspace, v2.name)
+    registry.set_alias(workspace, "production", v1.name)
+    start_rollout(workspace, v2.name, by="cli")
     PreferenceCollector(workspace).collect_preference("q", "good", "bad", "A", {"source": "test"})
     now = time.time()
     with workspace.engine.begin() as conn:
@@ -125,7 +125,7 @@ def test_every_train_form_default_is_accepted_by_its_own_field(workspace: Worksp
             assert sent in [choice for _, choice in widget.choices], name
         if value is not None and value != "":
             assert check_network_value(train_forms.STAGES[stage], name, value) == value, name
-        assert value == default_hyperparameters(train_forms.STAGES[stage])[name], name
+        assert value == default_hyperparameters(workspace, train_forms.STAGES[stage])[name], name
 
 
 def test_sft_form_writes_the_spec_config_with_overrides(workspace: Workspace) -> None:
@@ -192,7 +192,7 @@ def test_admin_actions_need_the_token(workspace: Workspace, gateway: FastAPI) ->
 
 
 def test_gateway_serves_the_ui(workspace: Workspace) -> None:
-    with TestClient(create_app(workspace)) as client:
+    with TestClient(mount_ui(create_app(workspace), workspace), base_url="http://localhost") as client:
         page = client.get("/ui/")
         assert page.status_code == 200 and "llmops" in page.text
         assert client.get("/v1/models").status_code == 200

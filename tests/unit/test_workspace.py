@@ -53,7 +53,7 @@ def test_settings_overrides_and_types(tmp_path: Path) -> None:
     settings = load_settings(path, ["loop.min_samples=5", "loop.rollout_stages=[0.1, 1.0]"])
     assert settings.serve.port == 9000
     assert settings.loop.min_samples == 5
-    assert settings.loop.rollout_stages == [0.1, 1.0]
+    assert settings.loop.traffic_shares == [0.1, 1.0]
     with pytest.raises(LLMOpsError, match=r"loop\.min_samples"):
         load_settings(path, ["loop.min_samples=many"])
     with pytest.raises(LLMOpsError, match=r"s\.yaml: nope: unknown key"):

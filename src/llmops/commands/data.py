@@ -10,14 +10,25 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
-from llmops.data.corpus import build_corpus
+from llmops.commands.common import (
+    JsonOption,
+    SetOption,
+    WideOption,
+    WorkspaceOption,
+    console,
+    count_text,
+    names_table,
+    print_json,
+    print_table,
+    time_text,
+    workspace_from,
+)
 from llmops.data.formats import convert_file, validate_file
 from llmops.data.preferences import export_preferences, pair_stats
 from llmops.data.registry import get_dataset, list_datasets, names_a_file, read_dataset_info, validate_registered
-from llmops.data.self_instruct import generate_sft_dataset
-from llmops.data.self_instruct_llm import settings_endpoint
-from llmops.demo.preset import copy_preset_documents
+from llmops.data.templates import GENERIC_TEMPLATES
+from llmops.demo.preset import SEED_TASKS_FILE, copy_preset_documents, load_products, preset_dir
+from llmops.demo.templates import shop_templates
 from llmops.errors import LLMOpsError
 
 app = typer.Typer(
@@ -62,6 +73,8 @@ def corpus(
     overrides: SetOption = None,
 ) -> None:
     """Documents → cleaned, de-duplicated, token-bounded CPT chunks in data/llmops/cpt/ (registered)."""
+    from llmops.data.corpus import build_corpus
+
     ws = workspace_from(workspace, overrides)
     with _progress() as progress:
         report = build_corpus(ws, paths, tokenizer=tokenizer, chunk_size=chunk_size, chunk_overlap=overlap,
@@ -76,20 +89,21 @@ def corpus(
 
 
 @app.command()
-def preset(workspace: WorkspaceOption = Path(".")) -> None:
+def preset(workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
     """Copy the bundled preset documents of the demo shop into <workspace>/documents/preset/."""
-    ws = workspace_from(workspace)
+    ws = workspace_from(workspace, overrides)
     copies = copy_preset_documents(ws.documents_dir / "preset")
     console.print(f"[green]copied[/green] {len(copies)} documents to {ws.documents_dir / 'preset'}")
 
 
 @app.command("self-instruct")
 def self_instruct(
-    documents: Annotated[list[Path] | None, typer.Argument(help="Documents (default: <workspace>/documents, "
-                                                            "else the preset).")] = None,
+    documents: Annotated[list[Path] | None, typer.Argument(help="Documents (default: <workspace>/documents)."
+                                                            )] = None,
     num: Annotated[int | None, typer.Option("--num", "-n", min=1,
                                             help="How many (default: data.num_instructions).")] = None,
-    llm: Annotated[bool, typer.Option("--llm/--template", help="LLM bootstrap or template mode.")] = False,
+    llm: Annotated[bool, typer.Option("--llm/--template", help="LLM bootstrap (recommended) or template mode "
+                                      "(offline).")] = False,
     base_url: Annotated[str, typer.Option(help="LLM mode: OpenAI-compatible base URL (default: "
                                           "data.llm_base_url).")] = "",
     model: Annotated[str, typer.Option(help="LLM mode: model name (default: data.llm_model).")] = "",
@@ -97,19 +111,34 @@ def self_instruct(
                                          "data.llm_api_key_env, else EMPTY).")] = "",
     timeout: Annotated[float, typer.Option(help="LLM mode: seconds per request.")] = 60.0,
     retries: Annotated[int, typer.Option(min=0, help="LLM mode: retries per request.")] = 3,
-    seed_tasks: Annotated[Path | None, typer.Option(help="Seed tasks jsonl (default: the preset's).")] = None,
+    seed_tasks: Annotated[Path | None, typer.Option(help="Seed tasks jsonl (default: built-in generic ones; "
+                                                    "with --preset the demo shop's).")] = None,
+    preset: Annotated[bool, typer.Option("--preset", help="Use the demo shop's templates, products and seed tasks "
+                                         "(for the documents of `llmops data preset`).")] = False,
     closing_rate: Annotated[float | None, typer.Option(help="Share of answers ending with a polite closing "
                                                        "(default: data.closing_rate).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workspace: WorkspaceOption = Path("."),
     overrides: SetOption = None,
 ) -> None:
-    """Self-Instruct SFT data (messages format) in data/llmops/sft/ (registered)."""
+    """Self-Instruct SFT data (messages format) in data/llmops/sft/ (registered), with counts per task type.
+
+    The LLM mode (--llm, the Self-Instruct bootstrap on any OpenAI-compatible model) is the recommended one: its
+    tasks are richer and more varied. Template mode works offline: it builds the six task types from the
+    documents' own headings, definitions, lists, numbers and sentences.
+    """
     ws = workspace_from(workspace, overrides)
+    from llmops.data.self_instruct import generate_sft_dataset
+    from llmops.data.self_instruct_llm import settings_endpoint
+
     endpoint = settings_endpoint(ws.settings.data, base_url, model, api_key, timeout, retries) if llm else None
+    templates = shop_templates(load_products()) if preset else GENERIC_TEMPLATES
+    if preset and seed_tasks is None:
+        seed_tasks = preset_dir() / SEED_TASKS_FILE
     with _progress() as progress:
         report = generate_sft_dataset(ws, num, use_mock=not llm, documents=documents, seed_tasks=seed_tasks,
-                                      endpoint=endpoint, closing_rate=closing_rate, seed=seed, progress=progress)
+                                      templates=templates, endpoint=endpoint, closing_rate=closing_rate, seed=seed,
+                                      progress=progress)
     stats = report.stats
     console.print(f"[green]wrote[/green] {report.path} ({report.dataset.rows} samples) as dataset "
                   f"[bold]{report.dataset.name}[/bold]")
@@ -118,6 +147,37 @@ def self_instruct(
                   f"with closing phrase {stats.closings}; by type: {types}")
     if stats.llm:
         console.print(f"LLM: {asdict(stats.llm)}", highlight=False)
+
+
+@app.command("eval-set")
+def eval_set(
+    from_prompts: Annotated[Path | None, typer.Option("--from-prompts", help="A file of prompts: one a line, or "
+                                                      "jsonl of {prompt, reference}.")] = None,
+    from_arena: Annotated[bool, typer.Option("--from-arena", help="The prompts of voted arena battles.")] = False,
+    share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Default source: this share of the newest SFT "
+                                         "dataset's prompts, removed from it (a new version is registered).")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed of the held-out share.")] = 0,
+    workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
+) -> None:
+    """The held-out evaluation set of `loop tick` in data/llmops/eval/ (registered, kind eval); no training
+    set contains its prompts."""
+    from llmops.data import eval_sets
+
+    if from_prompts is not None and from_arena:
+        raise LLMOpsError("--from-prompts and --from-arena: give one source")
+    ws = workspace_from(workspace, overrides)
+    if from_prompts is not None:
+        report = eval_sets.eval_set_from_prompts(ws, from_prompts)
+    elif from_arena:
+        report = eval_sets.eval_set_from_arena(ws)
+    else:
+        report = eval_sets.eval_set_from_sft(ws, share, seed)
+    console.print(f"[green]wrote[/green] {report.path} ({report.dataset.rows} prompts, {report.references} with a "
+                  f"reference) as eval set [bold]{report.dataset.name}[/bold], sha256 {report.dataset.sha256[:12]}")
+    if report.sft is not None:
+        console.print(f"removed them from SFT dataset [bold]{report.sft.name}[/bold]: version {report.sft.version}, "
+                      f"{report.sft.rows} rows in {report.sft.file_name}")
 
 
 @prefs_app.command("stats")
@@ -130,7 +190,7 @@ def prefs_stats(
     stats = pair_stats(workspace_from(workspace, overrides), _since(since))
     table = Table("count", "value")
     for name, value in asdict(stats).items():
-        table.add_row(name, str(value))
+        table.add_row(name, count_text(value) if isinstance(value, int) else str(value))
     console.print(table)
 
 
@@ -150,20 +210,23 @@ def prefs_export(
 
 
 @app.command("list")
-def list_(workspace: WorkspaceOption = Path(".")) -> None:
-    """Registered datasets with version, rows, sha256 and creation time."""
-    table = Table("name", "kind", "format", "version", "rows", "sha256", "created", "file")
-    for record in list_datasets(workspace_from(workspace)):
-        created = datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(record.name, record.kind, record.format, str(record.version), str(record.rows),
-                      record.sha256[:12], created, record.file_name)
-    console.print(table)
+def list_(workspace: WorkspaceOption = Path("."), overrides: SetOption = None, as_json: JsonOption = False,
+          wide: WideOption = False) -> None:
+    """Registered datasets with version, rows and creation time (--wide: sha256 and file too)."""
+    records = list_datasets(workspace_from(workspace, overrides))
+    if as_json:
+        print_json([asdict(record) for record in records])
+        return
+    headers = ["name", "kind", "format", "version", "rows", "created"] + (["sha256", "file"] if wide else [])
+    rows = [[r.name, r.kind, r.format, str(r.version), count_text(r.rows), time_text(r.created_at)]
+            + ([r.sha256[:12], r.file_name] if wide else []) for r in records]
+    print_table(names_table(headers, rows), wide)
 
 
 @app.command()
-def show(name: str, workspace: WorkspaceOption = Path(".")) -> None:
+def show(name: str, workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
     """One dataset: its registry record and its dataset_info.json entry."""
-    ws = workspace_from(workspace)
+    ws = workspace_from(workspace, overrides)
     record = get_dataset(ws, name)
     for key, value in asdict(record).items():
         console.print(f"{key}: {value}", highlight=False)
@@ -175,12 +238,13 @@ def show(name: str, workspace: WorkspaceOption = Path(".")) -> None:
 def validate(
     target: Annotated[str, typer.Argument(help="A registered dataset name or a .json/.jsonl file.")],
     workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
 ) -> None:
     """Check a dataset against its format; errors as file:line: field: problem (exit 1 if any)."""
     if names_a_file(target):
         report = validate_file(Path(target))
     else:
-        report = validate_registered(workspace_from(workspace), target)
+        report = validate_registered(workspace_from(workspace, overrides), target)
     for error in report.errors:
         console.print(f"[red]{error}[/red]", highlight=False, soft_wrap=True)
     if not report.ok:

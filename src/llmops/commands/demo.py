@@ -8,13 +8,12 @@ import typer
 from rich.table import Table
 
 from llmops.commands.common import console
-from llmops.demo.base_model import BaseModelSpec, build_base_model
+from llmops.demo.cache import default_cache_dir
 from llmops.demo.preset import preset_texts
-from llmops.demo.run import DemoConfig, run_demo
 
 app = typer.Typer(help="Demo mode: the tiny base model and the whole loop on a CPU.")
 
-DEFAULT_CACHE = Path.home() / ".cache" / "llmops"
+DEFAULT_CACHE = default_cache_dir()
 
 
 @app.callback(invoke_without_command=True)
@@ -33,6 +32,8 @@ def run(
     then a broken candidate rolled back. Writes reports/demo/report.md with charts."""
     if ctx.invoked_subcommand is not None:
         return
+    from llmops.demo.run import DemoConfig, run_demo
+
     config = DemoConfig(workspace=workspace, cache_dir=cache_dir, arena_prompts=prompts, heldout_prompts=heldout,
                         seed=seed)
     run_demo(config, replace=replace)
@@ -44,10 +45,13 @@ def build_base(
         Path, typer.Option("--out", help="Folder for the HF model: new, empty, or an earlier build (replaced).")
     ],
     seed: Annotated[int, typer.Option(help="Seed of the block split, initialisation and batch order.")] = 0,
-    steps: Annotated[int, typer.Option(min=1, help="Pre-training steps.")] = BaseModelSpec.steps,
+    steps: Annotated[int | None, typer.Option(min=1, help="Pre-training steps (default: the demo spec's).")] = None,
 ) -> None:
     """Train the BPE tokenizer and fully pre-train the tiny Qwen2 base model on the preset documents."""
-    report = build_base_model(out, preset_texts(), replace(BaseModelSpec(), seed=seed, steps=steps))
+    from llmops.demo.base_model import BaseModelSpec, build_base_model
+
+    spec = BaseModelSpec()
+    report = build_base_model(out, preset_texts(), replace(spec, seed=seed, steps=steps or spec.steps))
     table = Table(title=f"base model → {report.out_dir}", show_header=False)
     table.add_row("parameters", f"{report.parameters:,}")
     table.add_row("vocabulary", str(report.vocab_size))

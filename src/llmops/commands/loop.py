@@ -1,15 +1,19 @@
 """`llmops loop …`: The online loop: trigger → DPO → evaluate → rollout."""
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
-from llmops.loop import flywheel
 from llmops.loop.trigger import should_trigger_dpo_training
+
+if TYPE_CHECKING:
+    from llmops.loop import flywheel
 
 app = typer.Typer(help="The online loop: trigger → DPO → evaluate → rollout.", no_args_is_help=True)
 
@@ -24,8 +28,17 @@ def _show(result: flywheel.TickResult) -> None:
 
 @app.command()
 def status(workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
-    """Whether DPO would be triggered now, why, and progress towards the collection targets (spec 6.3.1)."""
-    decision = should_trigger_dpo_training(workspace_from(workspace, overrides))
+    """Each prerequisite of a tick (production model, eval set, judge, trigger), ok or why not; then whether DPO
+    would be triggered now, why, and progress towards the collection targets (spec 6.3.1)."""
+    from llmops.loop import prerequisites
+
+    ws = workspace_from(workspace, overrides)
+    inputs = prerequisites.gather(ws)
+    checks = Table("prerequisite", "ok", "detail", "fix", title="loop tick prerequisites")
+    for check in prerequisites.check(inputs, ws.settings.loop):
+        checks.add_row(check.name, "[green]ok[/green]" if check.ok else "[red]missing[/red]", check.detail, check.fix)
+    console.print(checks)
+    decision = inputs.trigger or should_trigger_dpo_training(ws)
     verdict = "[green]fires[/green]" if decision.fire else "[yellow]waits[/yellow]"
     console.print(f"DPO trigger {verdict}")
     for reason in decision.reasons:
@@ -40,6 +53,8 @@ def status(workspace: WorkspaceOption = Path("."), overrides: SetOption = None) 
 @app.command()
 def tick(workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
     """One step: advance/roll back a running rollout, or trigger → export → DPO → evaluate → start the canary."""
+    from llmops.loop import flywheel
+
     _show(flywheel.tick(workspace_from(workspace, overrides)))
 
 
@@ -51,7 +66,10 @@ def run(
     ticks: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks (default: run until "
                                               "Ctrl-C).")] = None,
 ) -> None:
-    """Tick on a schedule. State lives in the database, so a restarted loop resumes where it stopped."""
+    """Tick on a schedule. State lives in the database, so a restarted loop resumes where it stopped. A tick
+    that would train with a prerequisite missing (see `llmops loop status`) reports it and trains nothing."""
+    from llmops.loop import flywheel
+
     ws = workspace_from(workspace, overrides)
     seconds = flywheel.parse_every(every)
     console.print(f"loop running every {seconds:g}s on {ws.root} (Ctrl-C to stop)")
@@ -68,6 +86,8 @@ def evaluate(
     overrides: SetOption = None,
 ) -> None:
     """Judge `candidate` against production on the held-out set (loop.eval_set) with loop.judge; no rollout."""
+    from llmops.loop import flywheel
+
     ws = workspace_from(workspace, overrides)
     result = flywheel.evaluate_candidate(ws, candidate)
     gate = ws.settings.loop.gate_lower_bound

@@ -1,15 +1,24 @@
 """`llmops models …`: Model registry: versions, lineage, aliases."""
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from llmops.commands.common import WorkspaceOption, console, workspace_from
+from llmops.commands.common import (
+    JsonOption,
+    SetOption,
+    WideOption,
+    WorkspaceOption,
+    console,
+    loss_text,
+    names_table,
+    print_json,
+    print_table,
+    workspace_from,
+)
 from llmops.errors import LLMOpsError
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.train.export import copy_model, merge_adapter
 
 app = typer.Typer(help="Model registry: versions, lineage, aliases.", no_args_is_help=True)
@@ -18,26 +27,28 @@ NameArg = Annotated[str, typer.Argument(help="Version name (e.g. chat-v1.1) or a
 
 
 @app.command("list")
-def list_(workspace: WorkspaceOption = Path(".")) -> None:
-    """All versions with their lineage and aliases."""
-    ws = workspace_from(workspace)
+def list_(workspace: WorkspaceOption = Path("."), overrides: SetOption = None, as_json: JsonOption = False,
+          wide: WideOption = False) -> None:
+    """All versions with their lineage, final loss and aliases (--wide: their datasets too)."""
+    ws = workspace_from(workspace, overrides)
     by_model: dict[str, list[str]] = {}
     for alias, name in registry.aliases(ws).items():
         by_model.setdefault(name, []).append(alias)
-    table = Table("name", "stage", "parent", "type", "datasets", "final loss", "aliases", "status")
-    for v in registry.list_versions(ws):
-        loss = v.metrics.get("final_loss")
-        table.add_row(v.name, v.stage, v.parent or "", "merged" if v.merged else "adapter",
-                      ", ".join(d.get("name", "") for d in v.datasets), f"{loss:.4f}" if loss is not None else "",
-                      ", ".join(by_model.get(v.name, [])), v.status)
-    console.print(table)
+    versions = registry.list_versions(ws)
+    if as_json:
+        print_json([{**v.to_dict(), "aliases": by_model.get(v.name, [])} for v in versions])
+        return
+    headers = ["name", "stage", "parent", "type", "final loss", "aliases", "status"] + (["datasets"] if wide else [])
+    rows = [[v.name, v.stage, v.parent or "", "merged" if v.merged else "adapter",
+             loss_text(v.metrics.get("final_loss")), ", ".join(by_model.get(v.name, [])), v.status]
+            + ([", ".join(d.get("name", "") for d in v.datasets)] if wide else []) for v in versions]
+    print_table(names_table(headers, rows), wide)
 
 
 @app.command()
-def show(name: NameArg, workspace: WorkspaceOption = Path(".")) -> None:
+def show(name: NameArg, workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
     """One version as JSON (paths, lineage, datasets with sha256, config, run, metrics)."""
-    version = registry.resolve(workspace_from(workspace), name)
-    console.print_json(json.dumps(version.to_dict(), ensure_ascii=False))
+    print_json(registry.resolve(workspace_from(workspace, overrides), name).to_dict())
 
 
 @app.command()
@@ -51,13 +62,14 @@ def register(
     parent: Annotated[str, typer.Option(help="Registered version it came from.")] = "",
     version: Annotated[str, typer.Option(help="e.g. v1.0 (default: the next major version).")] = "",
     workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
 ) -> None:
     """Register a model made elsewhere (a local HF folder, an adapter, or an upstream server's model)."""
     if not path and not upstream_url:
         raise LLMOpsError("register: give --path (a model folder or adapter) or --upstream-url")
     adapter = bool(base_model)
     model = registry.register_version(
-        workspace_from(workspace), kind=kind, stage=stage, parent=parent or None,
+        workspace_from(workspace, overrides), kind=kind, stage=stage, parent=parent or None,
         base_model=base_model or path, path=path, merged=not adapter, upstream_url=upstream_url,
         version=version or None,
     )
@@ -65,26 +77,35 @@ def register(
                   f"{', upstream ' + upstream_url if upstream_url else ''})")
 
 
-@app.command()
-def promote(name: NameArg, workspace: WorkspaceOption = Path(".")) -> None:
-    """Point `production` at NAME (the old production becomes `previous`). Only moves aliases."""
-    ws = workspace_from(workspace)
-    target = registry.resolve(ws, name).name
-    old = registry.promote(ws, target)
-    console.print(f"production: {old or '(none)'} → {target}")
+ReasonOption = Annotated[str, typer.Option(help="Why, recorded with the rollout event.")]
 
 
 @app.command()
-def rollback(workspace: WorkspaceOption = Path(".")) -> None:
-    """Point `production` back at `previous`. Only moves aliases."""
-    console.print(f"production → {registry.rollback(workspace_from(workspace))}")
+def promote(name: NameArg, workspace: WorkspaceOption = Path("."), reason: ReasonOption = "manual",
+            overrides: SetOption = None) -> None:
+    """Point `production` at NAME (the old production becomes `previous`); when NAME is the running rollout's
+    candidate, that rollout ends as promoted. Recorded as a rollout event."""
+    done = rollouts.promote(workspace_from(workspace, overrides), name, by="cli", reason=reason)
+    console.print(f"production: {done.displaced or '(none)'} → {done.production}")
+
+
+@app.command()
+def rollback(workspace: WorkspaceOption = Path("."), reason: ReasonOption = "manual",
+             overrides: SetOption = None) -> None:
+    """Point `production` back at `previous`; with a rollout running, end it instead (candidate traffic 0).
+    Recorded as a rollout event."""
+    done = rollouts.rollback(workspace_from(workspace, overrides), by="cli", reason=reason)
+    if done.rollout is not None:
+        console.print(f"[yellow]rolled back[/yellow] {done.rollout.candidate}; production stays {done.production}")
+        return
+    console.print(f"production → {done.production}")
 
 
 @app.command()
 def export(name: NameArg, out: Annotated[Path, typer.Option("--out", help="Folder to create.")],
-           workspace: WorkspaceOption = Path(".")) -> None:
+           workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
     """Write a full HF model folder (an adapter is merged into its base with `llamafactory-cli export`)."""
-    ws = workspace_from(workspace)
+    ws = workspace_from(workspace, overrides)
     version = registry.resolve(ws, name)
     target = out.expanduser().resolve()
     if version.merged:

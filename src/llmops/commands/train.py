@@ -1,13 +1,24 @@
 """`llmops train …`: Training: LLaMA-Factory CPT → SFT → DPO runs."""
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
+from llmops.commands.common import (
+    JsonOption,
+    SetOption,
+    WorkspaceOption,
+    console,
+    count_text,
+    loss_text,
+    names_table,
+    print_json,
+    workspace_from,
+)
 from llmops.data.registry import latest_dataset
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
@@ -62,11 +73,11 @@ def _show_version(version: ModelVersion) -> None:
                   f"{version.path}")
 
 
-def _config_only(workspace: Workspace, config: dict[str, Any], overrides: list[str]) -> None:
-    written = configs.write_config(workspace, config, overrides)
+def _config_only(workspace: Workspace, plan: pipeline.StagePlan) -> None:
+    """Write the config the run would start with, once LLaMA-Factory's parser accepts it."""
+    written = configs.write_config(workspace, plan.config, validate=True)
     for note in written.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    configs.validate_config(written.config, str(written.path))
     console.print(f"[green]config written[/green] {written.path} (accepted by LLaMA-Factory's parser)")
 
 
@@ -79,8 +90,8 @@ def cpt(workspace: WorkspaceOption = Path("."), overrides: OverridesArg = None, 
     ws = workspace_from(workspace, settings)
     dataset = dataset or latest_dataset(ws, "pt")
     if config_only:
-        model = base or ws.settings.train.base_model
-        _config_only(ws, configs.create_cpt_config(model_name=model, dataset=dataset), overrides or [])
+        _config_only(ws, pipeline.plan_stage(ws, "pt", dataset, None, base or None, overrides or [],
+                                             _validation(val_size, patience)))
         return
     with _progress() as progress:
         version = pipeline.train_cpt(ws, dataset, base or None, overrides or [], _StageProgress(progress),
@@ -101,9 +112,8 @@ def sft(workspace: WorkspaceOption = Path("."), overrides: OverridesArg = None, 
     parent = "" if from_base else parent or (newest.name if newest else "")
     if config_only:
         source = registry.resolve(ws, parent) if parent else None
-        model = str(pipeline.training_base(ws, source)) if source else ws.settings.train.base_model
-        config = configs.create_sft_config(model_name=model, dataset=dataset, template=ws.settings.train.template)
-        _config_only(ws, config, overrides or [])
+        _config_only(ws, pipeline.plan_stage(ws, "sft", dataset, source, None, overrides or [],
+                                             _validation(val_size, patience)))
         return
     with _progress() as progress:
         version = pipeline.train_sft(ws, dataset, parent or None, overrides or [], _StageProgress(progress),
@@ -119,10 +129,8 @@ def dpo(workspace: WorkspaceOption = Path("."), overrides: OverridesArg = None, 
     """DPO: a new LoRA on the parent chat model (also the reference model), registered as chat vN.M+1."""
     ws = workspace_from(workspace, settings)
     if config_only:
-        model = pipeline.training_base(ws, registry.resolve(ws, parent))
-        config = configs.create_dpo_config(model_name=str(model), adapter_path=None, dataset=dataset)
-        config["template"] = ws.settings.train.template
-        _config_only(ws, config, overrides or [])
+        _config_only(ws, pipeline.plan_stage(ws, "dpo", dataset, registry.resolve(ws, parent), None,
+                                             overrides or [], _validation(val_size, patience)))
         return
     with _progress() as progress:
         version = pipeline.train_dpo(ws, dataset, parent, overrides or [], _StageProgress(progress),
@@ -151,25 +159,26 @@ def offline(workspace: WorkspaceOption = Path("."),
 
 
 def _status_table(statuses: list[RunStatus]) -> Table:
-    table = Table("run", "stage", "status", "pid", "exit", "step", "loss", "eta")
-    for s in statuses:
-        p = s.progress
-        table.add_row(s.id, s.stage, s.status, str(s.pid or ""), "" if s.exit_code is None else str(s.exit_code),
-                      f"{p.step}/{p.total}" if p else "", f"{p.loss:.4f}" if p and p.loss is not None else "",
-                      p.eta if p else "")
-    return table
+    rows = [[s.id, s.stage, s.status, str(s.pid or ""), "" if s.exit_code is None else str(s.exit_code),
+             f"{count_text(s.progress.step)}/{count_text(s.progress.total)}" if s.progress else "",
+             loss_text(s.progress.loss) if s.progress else "", s.progress.eta if s.progress else ""]
+            for s in statuses]
+    return names_table(["run", "stage", "status", "pid", "exit", "step", "loss", "eta"], rows)
 
 
 @app.command()
 def status(run: Annotated[str, typer.Argument(help="Run id; all runs when omitted.")] = "",
-           workspace: WorkspaceOption = Path(".")) -> None:
+           workspace: WorkspaceOption = Path("."), settings: SetOption = None, as_json: JsonOption = False) -> None:
     """A run's status and progress (all runs without RUN); a run whose process died is marked failed."""
-    trainer = LLaMAFactoryTrainer(workspace_from(workspace))
-    if not run:
-        console.print(_status_table([trainer.get_status(r.id) for r in trainer.list_runs()]))
+    trainer = LLaMAFactoryTrainer(workspace_from(workspace, settings))
+    statuses = [trainer.get_status(r.id) for r in trainer.list_runs()] if not run else [trainer.get_status(run)]
+    if as_json:
+        print_json([asdict(s) for s in statuses])
         return
-    current = trainer.get_status(run)
-    console.print(_status_table([current]))
+    console.print(_status_table(statuses))
+    if not run:
+        return
+    current = statuses[0]
     for line in current.metrics.get("diagnosis", []):
         console.print(f"[yellow]diagnosis:[/yellow] {line}", highlight=False)
     if current.error:
@@ -178,14 +187,14 @@ def status(run: Annotated[str, typer.Argument(help="Run id; all runs when omitte
 
 @app.command()
 def logs(run: RunArg, workspace: WorkspaceOption = Path("."),
-         tail: Annotated[int, typer.Option(help="Last N lines (0 = all).")] = 50) -> None:
+         tail: Annotated[int, typer.Option(help="Last N lines (0 = all).")] = 50, settings: SetOption = None) -> None:
     """The log of a run."""
-    trainer = LLaMAFactoryTrainer(workspace_from(workspace))
+    trainer = LLaMAFactoryTrainer(workspace_from(workspace, settings))
     console.print(trainer.logs(run, tail or None), highlight=False, markup=False)
 
 
 @app.command()
-def stop(run: RunArg, workspace: WorkspaceOption = Path(".")) -> None:
+def stop(run: RunArg, workspace: WorkspaceOption = Path("."), settings: SetOption = None) -> None:
     """Stop a run: SIGINT, then SIGTERM, then SIGKILL (train.stop_grace_s apart)."""
-    result = LLaMAFactoryTrainer(workspace_from(workspace)).stop_training(run)
+    result = LLaMAFactoryTrainer(workspace_from(workspace, settings)).stop_training(run)
     console.print(f"run {result.id}: {result.status}")

@@ -1,19 +1,20 @@
 """`llmops ui`: start the gateway (API + web UI) and open the UI in a browser (the URL is printed too)."""
 
+from __future__ import annotations
+
 import threading
 import time
 import webbrowser
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
 from llmops.commands.common import SetOption, WorkspaceOption, console, workspace_from
-from llmops.serve.gateway import create_app
-from llmops.serve.server import GatewayServer
 from llmops.settings import updated
-from llmops.ui.app import UI_PATH
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def _open_when_started(server: uvicorn.Server, url: str) -> None:
@@ -31,6 +32,10 @@ def ui(
     overrides: SetOption = None,
 ) -> None:
     """Serve the gateway with the web UI at /ui and open it: Data · Train · A/B arena · Models · Monitor."""
+    from llmops.serve.gateway import create_app
+    from llmops.serve.server import GatewayServer
+    from llmops.ui.app import UI_PATH, mount_ui
+
     ws = workspace_from(workspace, overrides)
     settings = updated(ws.settings.serve, "ui", host=host, port=port)
     bind_host, bind_port = settings.host, settings.port
@@ -38,7 +43,7 @@ def ui(
     console.print(f"[green]web UI[/green] {url}  (API at http://{bind_host}:{bind_port}/v1, workspace {ws.root})")
     console.print(f"sign in as admin with the token in {ws.token_path}, or a user of `llmops auth list`",
                   highlight=False)
-    server = GatewayServer(create_app(ws), host=bind_host, port=bind_port)
+    server = GatewayServer(mount_ui(create_app(ws), ws, bind_host=bind_host), host=bind_host, port=bind_port)
     if browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
     server.run_gateway()

@@ -17,6 +17,7 @@ from llmops.data.chunking import TokenCounter, chunk_text
 from llmops.data.documents import SUFFIXES, LoadResult, load_documents, normalize_text
 from llmops.data.registry import DatasetRecord, publish_dataset, timestamped_path
 from llmops.errors import LLMOpsError
+from llmops.hub import check_model_source
 from llmops.settings import updated
 from llmops.workspace import Workspace
 
@@ -48,6 +49,7 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """A HF tokenizer from a folder or hub id, or an LLMOpsError saying which one could not be loaded."""
     if not name_or_path:
         raise LLMOpsError("no tokenizer: set data.tokenizer (or train.base_model) or pass --tokenizer")
+    check_model_source(name_or_path, "tokenizer (--tokenizer, data.tokenizer or train.base_model)")
     try:
         tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:

@@ -1,34 +1,23 @@
-"""Facts that template-mode Self-Instruct reads out of the workspace's documents.
+"""Facts that template-mode Self-Instruct reads out of any workspace's documents.
 
-Reviews (`[R0001] 商品：X | 评分：4/5 …` / `Product: X | Rating: 4/5 …` followed by the text), FAQ pairs
-(`**问：…**` + `答：…` / `**Q: …**` + `A: …`), prose paragraphs, and, when structured product facts are
-given (e.g. the preset's `products.json`), the products whose name the documents mention.
+FAQ pairs (`**问：…**` + `答：…` / `**Q: …**` + `A: …`), prose paragraphs and, read out of the documents'
+structure (doc_structure.py): sections under markdown headings, lists (numbered or bulleted), definitions
+("X is a …", "X means …", "**X**: …", "X：…", "X是指…") and quantities (a number with its unit). A template
+set that needs more (the demo shop's reviews and products: demo/shop_facts.py) extracts it on top of these.
 """
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-_REVIEW = re.compile(r"\[R\d+\]\s*(?:商品|Product)\s*[:：]\s*(?P<product>[^|\n]+?)\s*\|\s*(?:评分|Rating)\s*[:：]\s*"
-                     r"(?P<rating>[1-5])\s*/\s*5[^\n]*\n(?P<text>[^\n\[]+)")
+from llmops.data.doc_structure import Definition, DocList, Quantity, Section, parse_structure
+
 _FAQ = re.compile(r"\*\*\s*(?:问|Q)\s*[:：]\s*(?P<q>[^*\n]+?)\s*\*\*\s*\n\s*(?:答|A)\s*[:：]\s*(?P<a>[^\n]+)")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def is_chinese(text: str) -> bool:
     return len(_CJK.findall(text)) * 3 >= len(text.replace(" ", ""))
-
-
-@dataclass(frozen=True)
-class Review:
-    product: str
-    rating: int
-    text: str
-
-    @property
-    def zh(self) -> bool:
-        return is_chinese(self.text)
 
 
 @dataclass(frozen=True)
@@ -42,51 +31,13 @@ class Faq:
 
 
 @dataclass(frozen=True)
-class Spec:
-    name_zh: str
-    name_en: str
-    value: str
-    unit_zh: str
-    unit_en: str
-
-    def zh(self) -> str:
-        return f"{self.value}{self.unit_zh}"
-
-    def en(self) -> str:
-        return f"{self.value} {self.unit_en}".strip()
-
-
-@dataclass(frozen=True)
-class Product:
-    name: str
-    name_zh: str  # full Chinese name, e.g. "Nimbus H2 降噪耳机"
-    name_en: str
-    category: str
-    category_zh: str
-    price: int
-    warranty_months: int
-    return_days: int
-    specs: tuple[Spec, ...] = ()
-
-
-@dataclass(frozen=True)
 class Facts:
-    reviews: list[Review] = field(default_factory=list)
     faqs: list[Faq] = field(default_factory=list)
     paragraphs: list[str] = field(default_factory=list)
-    products: list[Product] = field(default_factory=list)
-
-
-def _product(raw: Mapping[str, Any]) -> Product | None:
-    try:
-        specs = tuple(Spec(str(s["name_zh"]), str(s["name_en"]), str(s["value"]), str(s.get("unit_zh", "")),
-                           str(s.get("unit_en", ""))) for s in raw.get("specs", []))
-        return Product(str(raw["name"]), str(raw.get("full_name_zh", raw["name"])),
-                       str(raw.get("full_name_en", raw["name"])), str(raw["category"]),
-                       str(raw.get("category_zh", raw["category"])), int(raw["price"]),
-                       int(raw["warranty_months"]), int(raw["return_days"]), specs)
-    except (KeyError, TypeError, ValueError):
-        return None
+    sections: list[Section] = field(default_factory=list)
+    lists: list[DocList] = field(default_factory=list)
+    definitions: list[Definition] = field(default_factory=list)
+    quantities: list[Quantity] = field(default_factory=list)
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -94,14 +45,12 @@ def _paragraphs(text: str) -> list[str]:
     return [b for b in blocks if len(b) >= 60 and not b.startswith(("#", "|", "-", "[", "*", "1."))]
 
 
-def extract_facts(texts: Iterable[str], products: Sequence[Mapping[str, Any]] = ()) -> Facts:
-    """Reviews, FAQ pairs and paragraphs of `texts`; the `products` (raw dicts) the texts mention."""
+def extract_facts(texts: Iterable[str]) -> Facts:
+    """FAQ pairs, paragraphs, sections, lists, definitions and quantities of `texts`."""
     corpus = list(texts)
-    joined = "\n".join(corpus)
-    reviews = [Review(m["product"].strip(), int(m["rating"]), m["text"].strip())
-               for text in corpus for m in _REVIEW.finditer(text)]
     faqs = [Faq(m["q"].strip(), m["a"].strip()) for text in corpus for m in _FAQ.finditer(text)]
     paragraphs = [p for text in corpus for p in _paragraphs(text)]
-    parsed = [_product(raw) for raw in products]
-    mentioned = [p for p in parsed if p is not None and p.name in joined]
-    return Facts(reviews, faqs, paragraphs, mentioned)
+    structures = [parse_structure(index, _FAQ.sub("", text)) for index, text in enumerate(corpus)]
+    return Facts(faqs, paragraphs, [s for d in structures for s in d.sections],
+                 [li for d in structures for li in d.lists], [x for d in structures for x in d.definitions],
+                 [q for d in structures for q in d.quantities])

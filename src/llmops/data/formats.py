@@ -20,7 +20,7 @@ from typing import Any
 from llmops.errors import LLMOpsError, located
 from llmops.fileio import MAX_FILE_BYTES, read_text_file, write_json_atomic, write_jsonl_atomic
 
-FORMATS = ("text", "messages", "sharegpt", "alpaca", "ranking", "trl")
+FORMATS = ("text", "messages", "sharegpt", "alpaca", "ranking", "trl", "eval")  # eval: held-out {prompt, reference?}
 Record = dict[str, Any]
 Problem = tuple[str, str]  # (field, problem)
 
@@ -180,6 +180,8 @@ def record_problems(record: Any, fmt: str) -> list[Problem]:
         return [("record", f"expected a JSON object, got {type(record).__name__}")]
     if fmt == "text":
         return _text_field(record, "text")
+    if fmt == "eval":
+        return _text_field(record, "prompt") + _text_field(record, "reference", required=False)
     if fmt == "messages":
         return _check_conversation(record, "messages", ("role", "content"), ("user", "assistant", "system"),
                                    "assistant")
@@ -206,6 +208,8 @@ def detect_format(record: Any) -> str:
         return "messages"
     if "prompt" in record and "chosen" in record:
         return "trl"
+    if "prompt" in record:
+        return "eval"
     if "chosen" in record:
         return "ranking"
     if "conversations" in record:
@@ -321,6 +325,8 @@ def dedup_key(record: Record, fmt: str) -> str:
     """What makes two records duplicates: the text; the prompt turns; for pairs prompt + chosen + rejected."""
     if fmt == "text":
         key: Any = record["text"].strip()
+    elif fmt == "eval":
+        key = record["prompt"].strip()
     elif fmt in ("messages", "sharegpt", "alpaca"):
         key = [t["content"].strip() for t in to_messages(record, fmt)["messages"] if t["role"] != "assistant"]
     elif fmt == "ranking":

@@ -1,9 +1,9 @@
 """The preference store: arena votes in the `votes` table → DPO pairs (spec 4.3).
 
-Every vote (A, B, tie, both_bad) is kept. An export turns the decisive ones into pairs in the spec's
-format (`data/llmops/dpo/prefs_<ts>.jsonl` and `prefs.jsonl`, registered with `ranking: true`) and in TRL's
-conversational format; identical answers, empty texts, duplicate pairs and votes over a user's daily cap
-are left out and counted.
+Every vote (a, b, tie or both_bad: `llmops.votes.Vote`; the spec's "A"/"B" are read as a/b) is kept. An export
+turns the decisive ones into pairs in the spec's format (`data/llmops/dpo/prefs_<ts>.jsonl` and `prefs.jsonl`,
+registered with `ranking: true`) and in TRL's conversational format; identical answers, empty texts, duplicate
+pairs and votes over a user's daily cap are left out and counted.
 """
 
 import hashlib
@@ -20,13 +20,12 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from llmops import db
+from llmops.data.eval_sets import without_held_out
 from llmops.data.formats import ranking_to_trl
 from llmops.data.registry import DatasetRecord, publish_dataset, timestamped_path
 from llmops.errors import LLMOpsError
-from llmops.workspace import Workspace
-
-CHOICES = ("A", "B", "tie", "both_bad")
-_ALIASES = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both_bad"}
+from llmops.votes import Vote, parse_vote
+from llmops.workspace import Workspace, current_workspace
 
 
 @dataclass(frozen=True)
@@ -52,20 +51,13 @@ class ExportReport:
     datasets: list[DatasetRecord] = field(default_factory=list)
 
 
-def normalize_choice(choice: str) -> str:
-    normalized = _ALIASES.get(choice.strip().lower()) if isinstance(choice, str) else None
-    if normalized is None:
-        raise LLMOpsError(f"choice {choice!r}: expected one of {', '.join(CHOICES)}")
-    return normalized
-
-
 def vote_key(user: str, question: str, response_a: str, response_b: str, choice: str) -> str:
     """The derived id of a vote: the same vote sent twice is stored once."""
     text = json.dumps([user, question, response_a, response_b, choice], ensure_ascii=False)
     return "v-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _vote_row(question: Any, response_a: Any, response_b: Any, choice: str, metadata: Any, vote_id: str | None,
+def _vote_row(question: Any, response_a: Any, response_b: Any, choice: Any, metadata: Any, vote_id: str | None,
               user: Any) -> dict[str, Any]:
     for name, value in (("question", question), ("response_a", response_a), ("response_b", response_b),
                         ("user", user)):
@@ -78,12 +70,12 @@ def _vote_row(question: Any, response_a: Any, response_b: Any, choice: str, meta
         json.dumps(meta)
     except (TypeError, ValueError) as exc:
         raise LLMOpsError(f"vote: metadata: not JSON-serialisable: {exc}") from exc
-    choice = normalize_choice(choice)
-    key = vote_id or vote_key(user, question, response_a, response_b, choice)
+    vote = parse_vote(choice, "vote: choice")
+    key = vote_id or vote_key(user, question, response_a, response_b, vote.value)
     if not isinstance(key, str) or not 0 < len(key) <= 100:
         raise LLMOpsError("vote: vote_id: expected a string of 1–100 characters")
     return {"id": key, "created_at": time.time(), "user": user, "question": question, "response_a": response_a,
-            "response_b": response_b, "choice": choice, "meta": meta}
+            "response_b": response_b, "choice": vote.value, "meta": meta}
 
 
 def _store(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -100,10 +92,11 @@ def _store(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 class PreferenceCollector:
-    """Records arena votes (spec 4.3.1). An acknowledged vote is committed (SQLite WAL, synchronous=FULL)."""
+    """Records arena votes (spec 4.3.1) in `workspace` (default: the current folder's). An acknowledged vote is
+    committed (SQLite WAL, synchronous=FULL)."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
+    def __init__(self, workspace: Workspace | None = None) -> None:
+        self.workspace = workspace or current_workspace()
 
     def collect_preference(self, question: str, response_a: str, response_b: str, choice: str,
                            metadata: Mapping[str, Any] | None = None, *, vote_id: str | None = None,
@@ -148,11 +141,12 @@ def _pairs(votes: Iterable[Any], daily_cap: int) -> tuple[PairStats, list[dict[s
     pairs = []
     for vote in votes:
         counts["votes"] += 1
-        if vote.choice in ("tie", "both_bad"):
-            counts["ties" if vote.choice == "tie" else "both_bad"] += 1
+        choice = parse_vote(vote.choice, f"votes.choice of {vote.id!r}")
+        answers = choice.chosen_rejected(vote.response_a, vote.response_b)
+        if answers is None:
+            counts["ties" if choice is Vote.TIE else "both_bad"] += 1
             continue
-        chosen, rejected = (vote.response_a, vote.response_b) if vote.choice == "A" else (
-            vote.response_b, vote.response_a)
+        chosen, rejected = answers
         key = (vote.question.strip(), chosen.strip(), rejected.strip())
         day = datetime.fromtimestamp(vote.created_at, UTC).strftime("%Y-%m-%d")
         reason = ("empty" if not all(key) else "identical" if key[1] == key[2]
@@ -196,8 +190,9 @@ def export_preferences(workspace: Workspace, since: float | None = None) -> Expo
     """Write the valid pairs since `since` as `dpo/prefs_<ts>.jsonl` + `dpo/prefs.jsonl` (spec 4.3.2) and a
     TRL file, and register them (`prefs_<ts>`, `prefs`, `prefs_<ts>_trl`)."""
     stats, pairs = _pairs(_votes_since(workspace, since), workspace.settings.data.max_votes_per_user_per_day)
+    pairs = without_held_out(workspace, pairs, "ranking")
     if not pairs:
-        raise LLMOpsError(f"no valid preference pairs to export ({stats})")
+        raise LLMOpsError(f"no valid preference pairs to export ({stats}; pairs on held-out prompts left out)")
     snapshot = timestamped_path(workspace, "dpo", "prefs", ".jsonl")
     latest = workspace.stage_data_dir("dpo") / "prefs.jsonl"
     trl = snapshot.with_name(snapshot.stem + "_trl.jsonl")

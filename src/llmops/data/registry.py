@@ -21,7 +21,7 @@ from llmops.fileio import MAX_FILE_BYTES, open_regular_file, read_text_file, wri
 from llmops.settings import save_settings
 from llmops.workspace import Workspace
 
-KINDS = ("pt", "sft", "dpo")
+KINDS = ("pt", "sft", "dpo", "eval")  # eval: held-out sets (data/eval_sets.py), never in dataset_info.json
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _MESSAGE_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                  "assistant_tag": "assistant", "system_tag": "system"}
@@ -171,7 +171,7 @@ def list_datasets(workspace: Workspace) -> list[DatasetRecord]:
 
 
 def latest_dataset(workspace: Workspace, kind: str, fmt: str | None = None) -> str:
-    """Name of the newest registered dataset of `kind` (pt | sft | dpo), optionally of one format."""
+    """Name of the newest registered dataset of `kind` (pt | sft | dpo | eval), optionally of one format."""
     newest = [d for d in list_datasets(workspace) if d.kind == kind and fmt in (None, d.format)]
     if not newest:
         raise LLMOpsError(f"no {kind} dataset is registered in {workspace.dataset_info_path} "

@@ -1,10 +1,11 @@
 """Self-Instruct SFT data (spec 4.2): template mode (`use_mock=True`) and LLM mode, messages format.
 
-Template mode builds tasks of the six types from the documents' facts (templates.py); LLM mode runs the
-Self-Instruct bootstrap against an OpenAI-compatible endpoint (self_instruct_llm.py). Both reject a task
-whose prompt has ROUGE-L ≥ `rouge_threshold` against the tasks kept so far. A share `closing_rate` of the
-answers ends with a polite closing phrase (the demo's simulated users like those; the SFT model should
-produce them only sometimes).
+Template mode builds tasks of the six types from the documents' facts with a template set (templates.py:
+the generic one by default; the demo passes its shop's); LLM mode runs the Self-Instruct bootstrap from seed
+tasks (the built-in generic ones by default) against an OpenAI-compatible endpoint (self_instruct_llm.py).
+Both reject a task whose prompt has ROUGE-L ≥ `rouge_threshold` against the tasks kept so far. A share
+`closing_rate` of the answers ends with a polite closing phrase of the template set (the demo's simulated
+users like those; the SFT model should produce them only sometimes).
 """
 
 import random
@@ -16,21 +17,21 @@ from typing import Any
 
 from rich.progress import Progress
 
-from llmops.data.doc_facts import Facts, extract_facts, is_chinese
+from llmops.data.doc_facts import is_chinese
 from llmops.data.documents import load_documents
+from llmops.data.eval_sets import without_held_out
+from llmops.data.example import Example
 from llmops.data.formats import record_problems
-from llmops.data.registry import DatasetRecord, publish_dataset, timestamped_path
+from llmops.data.registry import DatasetRecord, data_file, publish_dataset, timestamped_path
 from llmops.data.rouge import RougePool
+from llmops.data.seed_tasks import GENERIC_SEED_TASKS, read_seed_tasks
 from llmops.data.self_instruct_llm import Bootstrap, BootstrapStats, LLMEndpoint, Task
-from llmops.data.templates import TASK_TYPES, Example, make_example
-from llmops.demo.preset import load_products, load_seed_tasks, preset_documents
+from llmops.data.templates import GENERIC_TEMPLATES, TASK_TYPES, TemplateSet, make_example
 from llmops.errors import LLMOpsError, located
-from llmops.fileio import MAX_FILE_BYTES, write_json_atomic
+from llmops.fileio import MAX_FILE_BYTES
 from llmops.settings import updated
-from llmops.workspace import Workspace
+from llmops.workspace import Workspace, current_workspace
 
-CLOSINGS_EN = ("Hope this helps!", "Have a great day!")
-CLOSINGS_ZH = ("希望对您有帮助！", "祝您购物愉快！")
 MISSES_PER_TYPE = 200
 
 
@@ -51,15 +52,24 @@ class SelfInstructReport:
 
 
 class SelfInstructGenerator:
-    """Generates SFT data in the spec's messages format (4.2.2) from documents, products and seed tasks."""
+    """Generates SFT data in the spec's messages format (4.2.2) from documents' texts and seed tasks.
 
-    def __init__(self, documents: Sequence[str] = (), seed_tasks: Sequence[Task] = (),
-                 products: Sequence[Mapping[str, Any]] = (), *, system_prompt: str = "", closing_rate: float = 0.15,
-                 rouge_threshold: float = 0.7, seed: int = 0, endpoint: LLMEndpoint | None = None) -> None:
+    Without `documents`, template mode reads the documents of `workspace` (default: the workspace in the
+    current folder) when it first runs, and `save_data` registers there; without `seed_tasks`, LLM mode
+    starts from the built-in generic ones.
+    `templates` is the template set of template mode (the demo passes its shop's, built from its products).
+    """
+
+    def __init__(self, documents: Sequence[str] | None = None, seed_tasks: Sequence[Task] | None = None, *,
+                 templates: TemplateSet[Any] = GENERIC_TEMPLATES, workspace: Workspace | None = None,
+                 system_prompt: str = "", closing_rate: float = 0.15, rouge_threshold: float = 0.7, seed: int = 0,
+                 endpoint: LLMEndpoint | None = None) -> None:
         if not 0 <= closing_rate <= 1:
             raise LLMOpsError(f"closing_rate {closing_rate}: must be between 0 and 1")
-        self.facts: Facts = extract_facts(documents, products)
-        self.seed_tasks = list(seed_tasks)
+        self.documents = None if documents is None else list(documents)
+        self.workspace = workspace
+        self.templates = templates
+        self.seed_tasks = seed_tasks_from(None) if seed_tasks is None else list(seed_tasks)
         self.system_prompt = system_prompt
         self.closing_rate = closing_rate
         self.rouge_threshold = rouge_threshold
@@ -76,15 +86,16 @@ class SelfInstructGenerator:
         return self._generate_with_llm(num_instructions, progress)
 
     def _generate_mock_data(self, count: int, progress: Progress | None) -> list[dict[str, Any]]:
+        facts, makers = self.templates.facts(self._texts()), self.templates.makers
         pool, kept = RougePool(), list[Example]()
         misses: Counter[str] = Counter()  # consecutive failures per task type; a type gives up at the limit
         bar = progress.add_task("self-instruct (templates)", total=count) if progress else None
         while len(kept) < count:
-            open_types = [t for t in TASK_TYPES if misses[t] < MISSES_PER_TYPE]
+            open_types = [t for t in TASK_TYPES if t in makers and misses[t] < MISSES_PER_TYPE]
             if not open_types:
                 break
             task_type = min(open_types, key=lambda t: self.stats.by_type[t])
-            example = make_example(task_type, self.random, self.facts)
+            example = make_example(task_type, self.random, facts, makers)
             self.stats.candidates += example is not None
             if example is None or pool.max_score(example.prompt) >= self.rouge_threshold:
                 self.stats.rejected_similar += example is not None
@@ -97,9 +108,20 @@ class SelfInstructGenerator:
             if progress and bar is not None:
                 progress.advance(bar)
         if not kept:
-            raise LLMOpsError("template mode found nothing to build tasks from (no reviews, FAQ or products "
-                              "in the documents)")
+            raise LLMOpsError("template mode found nothing to build tasks from in the documents (templates for: "
+                              f"{', '.join(makers)})")
         return self._records(kept)
+
+    def _workspace(self) -> Workspace:
+        if self.workspace is None:
+            self.workspace = current_workspace()
+        return self.workspace
+
+    def _texts(self) -> list[str]:
+        if self.documents is None:
+            workspace = self._workspace()
+            self.documents = document_texts(workspace, None, workspace.settings.data.max_file_bytes)
+        return self.documents
 
     def _generate_with_llm(self, count: int, progress: Progress | None) -> list[dict[str, Any]]:
         if self.endpoint is None:
@@ -122,17 +144,21 @@ class SelfInstructGenerator:
         for index, example in enumerate(examples):
             answer = example.output
             if index in closing:
-                phrases = CLOSINGS_ZH if is_chinese(answer) else CLOSINGS_EN
+                phrases = self.templates.closings_zh if is_chinese(answer) else self.templates.closings_en
                 answer = f"{answer}{'' if is_chinese(answer) else ' '}{self.random.choice(phrases)}"
             records.append({"messages": [*head, {"role": "user", "content": example.prompt},
                                          {"role": "assistant", "content": answer}]})
         return records
 
-    def save_data(self, data: Sequence[Mapping[str, Any]], path: Path) -> Path:
-        """The spec's API: validate the records (messages format) and write them as one JSON array, atomically."""
-        check_messages(data, path)
-        write_json_atomic(path, list(data))
-        return path
+    def save_data(self, data: Sequence[Mapping[str, Any]], path: Path | str) -> Path:
+        """The spec's API: validate the records (messages format), write them atomically (a `.json` array or
+        `.jsonl`) and register them as the SFT dataset named after the file (`sft_data.json` → `sft_data`).
+        A relative `path` is taken from the workspace's root; the file must lie inside data/llmops."""
+        check_messages(data, Path(path))
+        workspace = self._workspace()
+        target = data_file(workspace, str(workspace.root / path))
+        publish_dataset(workspace, target.stem, target, data, "sft", "messages")
+        return target
 
 
 def check_messages(data: Sequence[Mapping[str, Any]], path: Path) -> None:
@@ -143,29 +169,45 @@ def check_messages(data: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 
 def workspace_documents(workspace: Workspace) -> list[Path]:
-    """`<workspace>/documents` (where `llmops data preset` copies to) when it has files, else the preset."""
+    """`<workspace>/documents` (where `llmops data preset` copies to) when it has files, else none."""
     folder = workspace.documents_dir
-    return [folder] if folder.is_dir() and any(folder.rglob("*.*")) else preset_documents()
+    return [folder] if folder.is_dir() and any(folder.rglob("*.*")) else []
+
+
+def document_texts(workspace: Workspace, documents: Sequence[Path] | None, max_bytes: int,
+                   required: bool = True) -> list[str]:
+    """The texts of `documents` (default: the workspace's); when `required`, none is an error."""
+    paths = list(documents or workspace_documents(workspace))
+    if required and not paths:
+        raise LLMOpsError(f"{workspace.documents_dir}: no documents to build template-mode tasks from (add files "
+                          "there or pass them; `llmops data preset` copies the demo shop's)")
+    return [d.text for d in load_documents(paths, max_bytes).documents]
 
 
 def seed_tasks_from(path: Path | None, max_bytes: int = MAX_FILE_BYTES) -> list[Task]:
-    """Seed tasks (the preset's, or a jsonl file in the same format) as bootstrap tasks."""
-    return [Task(s.instruction, s.input, s.output, s.is_classification) for s in load_seed_tasks(path, max_bytes)]
+    """Seed tasks (a jsonl file, default: the built-in generic ones) as bootstrap tasks."""
+    seeds = GENERIC_SEED_TASKS if path is None else read_seed_tasks(path, max_bytes)
+    return [Task(s.instruction, s.input, s.output, s.is_classification) for s in seeds]
 
 
 def generate_sft_dataset(workspace: Workspace, num_instructions: int | None = None, *, use_mock: bool = True,
                          documents: Sequence[Path] | None = None, seed_tasks: Path | None = None,
-                         endpoint: LLMEndpoint | None = None, closing_rate: float | None = None, seed: int = 0,
+                         templates: TemplateSet[Any] = GENERIC_TEMPLATES, endpoint: LLMEndpoint | None = None,
+                         closing_rate: float | None = None, seed: int = 0,
                          progress: Progress | None = None) -> SelfInstructReport:
-    """Generate, then write + register `sft/sft_data_<ts>.json` (messages format, sharegpt role/content tags)."""
+    """Generate, then write + register `sft/sft_data_<ts>.json` (messages format, sharegpt role/content tags).
+
+    Documents default to the workspace's (template mode needs some), seed tasks to the built-in generic ones,
+    the template set to the generic one."""
     settings = updated(workspace.settings.data, "self-instruct", num_instructions=num_instructions,
                        closing_rate=closing_rate)
-    loaded = load_documents(documents or workspace_documents(workspace), settings.max_file_bytes)
+    texts = document_texts(workspace, documents, settings.max_file_bytes, required=use_mock)
     tasks = seed_tasks_from(seed_tasks, settings.max_file_bytes) if not use_mock else []
     generator = SelfInstructGenerator(
-        [d.text for d in loaded.documents], tasks, load_products(), system_prompt=settings.system_prompt,
+        texts, tasks, templates=templates, system_prompt=settings.system_prompt,
         rouge_threshold=settings.rouge_threshold, closing_rate=settings.closing_rate, seed=seed, endpoint=endpoint)
-    data = generator.generate_instructions(settings.num_instructions, use_mock, progress)
+    data = without_held_out(workspace, generator.generate_instructions(settings.num_instructions, use_mock, progress),
+                            "messages")
     path = timestamped_path(workspace, "sft", "sft_data", ".json")
     check_messages(data, path)
     dataset = publish_dataset(workspace, path.stem, path, data, "sft", "messages")

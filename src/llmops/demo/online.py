@@ -17,10 +17,10 @@ from llmops.errors import LLMOpsError
 from llmops.inference.engine import InferenceModel
 from llmops.inference.loading import load_version
 from llmops.inference.types import Sampling
-from llmops.loop import flywheel, rollout
+from llmops.loop import flywheel
 from llmops.loop.evaluate import Evaluation, Judge
 from llmops.loop.trigger import should_trigger_dpo_training
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.server import BackgroundServer
@@ -71,7 +71,7 @@ def dpo_tick(ws: Workspace, judge: Judge, on_progress: ProgressCallback) -> tupl
 
 def _point(ws: Workspace, started_at: float, result: flywheel.TickResult) -> TimelinePoint:
     candidate = result.evidence.get("candidate", {})
-    latest = rollout.latest_rollout(ws)
+    latest = rollouts.latest_rollout(ws)
     return TimelinePoint(
         seconds=time.time() - started_at, traffic=latest.traffic if latest else 0.0,
         error_rate=float(candidate.get("error_rate", 0.0)), latency_p99_ms=float(candidate.get("latency_p99_ms", 0.0)),
@@ -82,17 +82,18 @@ def _point(ws: Workspace, started_at: float, result: flywheel.TickResult) -> Tim
 def drive_rollout(ws: Workspace, url: str, prompts: Sequence[str], users: SimulatedUsers, sampling: Sampling,
                   title: str, first_user: int, say: Callable[[str], None]) -> tuple[Scenario, int]:
     """Simulated traffic in rounds, a loop tick after each, until the rollout is promoted or rolled back."""
-    running = rollout.current_rollout(ws)
+    running = rollouts.current_rollout(ws)
     if running is None:
         raise LLMOpsError("demo: no rollout is running")
     scenario = Scenario(title, running.candidate, "running", [TimelinePoint(0.0, running.traffic, 0.0, 0.0, None,
                                                                             "started")])
     user = first_user
     for _ in range(MAX_ROUNDS):
-        current = rollout.current_rollout(ws)
+        current = rollouts.current_rollout(ws)
         if current is None:
             break
-        count = min(MAX_BATCH, math.ceil(ws.settings.loop.stage_min_requests / current.traffic * 1.05))
+        needed = ws.settings.loop.stage(current.stage_index).min_requests or 0
+        count = min(MAX_BATCH, math.ceil(needed / current.traffic * 1.05))
         sent = send_traffic(url, prompts, users, sampling, count, user, concurrency=8)
         user += count
         result = flywheel.tick(ws)
@@ -103,7 +104,7 @@ def drive_rollout(ws: Workspace, url: str, prompts: Sequence[str], users: Simula
             break
     else:
         raise LLMOpsError(f"demo: rollout of {running.candidate} still running after {MAX_ROUNDS} rounds")
-    scenario.events = [event.__dict__ for event in rollout.history(ws, running.candidate)]
+    scenario.events = [event.__dict__ for event in rollouts.history(ws, running.candidate)]
     return scenario, user
 
 
@@ -119,7 +120,8 @@ def start_broken_candidate(ws: Workspace, engine: InferenceModel,
         ws, kind="chat", stage="dpo", parent=production.name, base_model=production.base_model,
         path=production.path, merged=production.merged, upstream_url=server.url, metrics={"scenario": scenario},
     )
-    rollout.start_rollout(ws, version.name, {"reason": "demo: deliberately broken candidate", "scenario": scenario})
+    rollouts.start_rollout(ws, version.name, {"reason": "demo: deliberately broken candidate", "scenario": scenario},
+                           by="demo")
     return server, version
 
 

@@ -6,36 +6,16 @@ the generator reproduces them byte for byte). "Load preset documents" in the UI 
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import LLMOpsError, located
-from llmops.fileio import MAX_FILE_BYTES, read_text_file, write_bytes_atomic
+from llmops.data.seed_tasks import SeedTask, read_seed_tasks
+from llmops.errors import LLMOpsError
+from llmops.fileio import MAX_FILE_BYTES, write_bytes_atomic
 
-TASK_TYPES = {
-    "classification": "分类任务",
-    "generation": "生成任务",
-    "summarization": "总结任务",
-    "qa": "问答任务",
-    "rewrite": "改写任务",
-    "reasoning": "推理任务",
-}
 DOCUMENT_SUFFIXES = (".md", ".txt")
 SEED_TASKS_FILE = "seed_tasks.jsonl"
 PRODUCTS_FILE = "products.json"
-
-
-@dataclass(frozen=True)
-class SeedTask:
-    """One Self-Instruct seed task (spec 4.2.3); `input` may be empty."""
-
-    id: str
-    task_type: str
-    instruction: str
-    input: str
-    output: str
-    is_classification: bool
 
 
 def preset_dir() -> Path:
@@ -54,48 +34,9 @@ def preset_texts() -> list[str]:
     return [path.read_text(encoding="utf-8") for path in preset_documents()]
 
 
-def _seed_task(row: Any, path: Path, line: int) -> SeedTask:
-    if not isinstance(row, dict):
-        raise located(path, line, None, "expected a JSON object")
-    unknown = sorted(set(row) - set(SeedTask.__dataclass_fields__))
-    if unknown:
-        raise located(path, line, unknown[0], "unknown field")
-    for field in ("id", "task_type", "instruction", "input", "output"):
-        if not isinstance(row.get(field), str):
-            raise located(path, line, field, "missing or not a string")
-        if field != "input" and not row[field].strip():
-            raise located(path, line, field, "must not be empty")
-    if row["task_type"] not in TASK_TYPES:
-        raise located(path, line, "task_type", f"{row['task_type']!r} is not one of {', '.join(TASK_TYPES)}")
-    if not isinstance(row.get("is_classification"), bool):
-        raise located(path, line, "is_classification", "missing or not true/false")
-    if row["is_classification"] != (row["task_type"] == "classification"):
-        raise located(path, line, "is_classification", "must be true exactly for classification tasks")
-    return SeedTask(**row)
-
-
 def load_seed_tasks(path: Path | None = None, max_bytes: int = MAX_FILE_BYTES) -> list[SeedTask]:
-    """Read and validate seed tasks (default: the bundled ones); errors name file, line and field."""
-    path = path or preset_dir() / SEED_TASKS_FILE
-    tasks: list[SeedTask] = []
-    seen: set[str] = set()
-    for number, text in enumerate(read_text_file(path, max_bytes, "seed tasks file").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise located(path, number, None, f"invalid JSON: {exc.msg}") from exc
-        except RecursionError as exc:
-            raise located(path, number, None, "invalid JSON: nested too deeply") from exc
-        task = _seed_task(row, path, number)
-        if task.id in seen:
-            raise located(path, number, "id", f"duplicate id {task.id!r}")
-        seen.add(task.id)
-        tasks.append(task)
-    if not tasks:
-        raise located(path, None, None, "no seed tasks")
-    return tasks
+    """Read and validate seed tasks (default: the shop's bundled ones); errors name file, line and field."""
+    return read_seed_tasks(path or preset_dir() / SEED_TASKS_FILE, max_bytes)
 
 
 def load_products() -> list[dict[str, Any]]:

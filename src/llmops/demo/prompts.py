@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.data.doc_facts import extract_facts
 from llmops.data.templates import TASK_TYPES, make_example
 from llmops.demo.preset import load_products, preset_texts
+from llmops.demo.templates import shop_templates
 from llmops.errors import LLMOpsError
 from llmops.fileio import write_jsonl_atomic
 
@@ -29,12 +29,13 @@ def training_prompts(sft_file: Path) -> set[str]:
 
 def user_prompts(count: int, seed: int, exclude: set[str]) -> list[str]:
     """`count` distinct questions of every task type, none of them in `exclude`."""
-    facts = extract_facts(preset_texts(), load_products())
+    templates = shop_templates(load_products())
+    facts = templates.facts(preset_texts())
     rng = random.Random(seed)
     prompts: dict[str, None] = {}
     misses = 0
     while len(prompts) < count:
-        example = make_example(rng.choice(TASK_TYPES), rng, facts)
+        example = make_example(rng.choice(TASK_TYPES), rng, facts, templates.makers)
         text = example.prompt.strip() if example is not None else ""
         if not text or text in exclude or text in prompts:
             misses += 1

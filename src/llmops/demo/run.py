@@ -21,11 +21,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from llmops.data.corpus import build_corpus
+from llmops.data.eval_sets import publish_eval_set
 from llmops.data.self_instruct import generate_sft_dataset
 from llmops.demo import online
 from llmops.demo import prompts as demo_prompts
 from llmops.demo.base_model import ensure_base_model
-from llmops.demo.preset import preset_documents
+from llmops.demo.preset import load_products, preset_documents
 from llmops.demo.report import (
     Scenario,
     plot_dpo_accuracy,
@@ -35,32 +36,25 @@ from llmops.demo.report import (
     write_report,
 )
 from llmops.demo.simulated_users import RubricJudge, SimulatedUsers
+from llmops.demo.templates import shop_templates
 from llmops.errors import LLMOpsError
 from llmops.inference.engine import InferenceModel
 from llmops.inference.types import Sampling
 from llmops.loop.answers import EngineAnswers
 from llmops.loop.evaluate import Evaluation
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer
-from llmops.settings import Settings, save_settings
-from llmops.train.configs import create_sft_config
-from llmops.train.pipeline import dataset_lineage, run_stage, train_cpt
+from llmops.settings import Settings, parse_settings, read_settings_file, save_settings
+from llmops.train.pipeline import train_cpt, train_sft
 from llmops.train.progress import read_trainer_log
 from llmops.train.runs import RunStatus, read_run
 from llmops.workspace import Workspace, init_workspace, open_workspace
 
 console = Console()
 
-DPO_OVERRIDES = ["max_steps=60", "per_device_train_batch_size=16", "gradient_accumulation_steps=1",
-                 "learning_rate=1e-3", "lora_rank=16", "lora_alpha=32", "pref_beta=0.1", "pref_loss=sigmoid",
-                 "pref_ftx=1.0", "warmup_steps=0", "logging_steps=5", "save_steps=1000", "cutoff_len=256"]
-CPT_OVERRIDES = ["max_steps=30", "per_device_train_batch_size=8", "gradient_accumulation_steps=1",
-                 "learning_rate=5e-4", "warmup_steps=0", "logging_steps=3", "save_steps=1000", "cutoff_len=128"]
-SFT_FULL = {"finetuning_type": "full", "num_train_epochs": 3, "learning_rate": 1e-3,
-            "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "warmup_steps": 10,
-            "logging_steps": 10, "save_steps": 100000, "cutoff_len": 256}
+RECIPE = Path(__file__).with_name("settings.yaml")  # the measured training recipe: train.cpt, train.sft, train.dpo
 
 
 DEMO_SAMPLING = Sampling(max_tokens=96, temperature=1.0, top_p=0.9, top_k=0, repetition_penalty=1.0)
@@ -99,18 +93,21 @@ class Summary:
 
 
 def demo_settings(base: Path, config: DemoConfig) -> Settings:
-    """The demo's settings, saved as the workspace's llmops.yaml so `llmops loop …` behaves the same later."""
+    """The demo's settings (its training recipe from `RECIPE`), saved as the workspace's llmops.yaml so
+    `llmops train …` and `llmops loop …` behave the same later."""
     s = config.sampling
-    return Settings.model_validate({
+    return parse_settings({
         "data": {"tokenizer": str(base), "chunk_size": 128, "system_prompt": ""},
-        "train": {"base_model": str(base), "template": "qwen"},
+        "train": {**read_settings_file(RECIPE)["train"], "base_model": str(base)},
         "serve": {"max_new_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p,
                   "top_k": s.top_k, "repetition_penalty": s.repetition_penalty, "max_batch_size": 32},
-        "loop": {"min_samples": 100, "days_threshold": 0, "stage_min_requests": config.stage_min_requests,
-                 "guardrail_min_requests": 10, "eval_samples": config.eval_samples, "dpo_overrides": DPO_OVERRIDES,
+        "loop": {"min_samples": 100, "days_threshold": 0, "rollout_stages": [
+                     {"traffic": share, "min_hours": 0, "min_requests": config.stage_min_requests}
+                     for share in (0.05, 0.2, 0.5, 1.0)],
+                 "guardrail_min_requests": 10, "eval_samples": config.eval_samples,
                  "max_latency_p99_ms": config.max_latency_p99_ms},
         "auth": {"open_arena": True},  # the simulated users vote as the public would, without signing in
-    })
+    }, str(RECIPE))
 
 
 def training_progress() -> tuple[Progress, Callable[[str, RunStatus], None]]:
@@ -130,24 +127,6 @@ def training_progress() -> tuple[Progress, Callable[[str, RunStatus], None]]:
     return bar, update
 
 
-def train_full_sft(ws: Workspace, dataset: str, parent: ModelVersion,
-                   on_progress: Callable[[str, RunStatus], None]) -> ModelVersion:
-    """chat vN.0 as a full fine-tune of the completion model (a short LoRA SFT leaves the tiny model
-    undertrained): LLaMA-Factory's own full SFT, its output folder registered as a merged version."""
-    name = f"chat-{registry.next_version(ws, 'chat', major=True)}"
-    config = create_sft_config(model_name=parent.path, dataset=dataset, output_dir=f"checkpoints/sft/{name}",
-                               template=ws.settings.train.template)
-    for key in ("lora_target", "lora_rank", "lora_alpha", "lora_dropout"):
-        config.pop(key)
-    config.update(SFT_FULL)
-    stage = run_stage(ws, "sft", config, [], on_progress)
-    return registry.register_version(
-        ws, kind="chat", stage="sft", parent=parent.name, base_model=parent.path, path=stage.run.output_dir,
-        merged=True, datasets=dataset_lineage(ws, dataset), config_path=stage.config_path, run_id=stage.run.id,
-        metrics=stage.run.metrics, version=name.split("-", 1)[1],
-    )
-
-
 def offline_training(ws: Workspace, config: DemoConfig, summary: Summary) -> tuple[ModelVersion, Path]:
     """Preset documents → CPT → Self-Instruct → full SFT; chat v1.0 becomes production."""
     base = ws.settings.train.base_model
@@ -157,14 +136,15 @@ def offline_training(ws: Workspace, config: DemoConfig, summary: Summary) -> tup
     bar, on_progress = training_progress()
     with bar:
         with summary.step("CPT (LoRA) → completion-v1.0") as out:
-            completion = train_cpt(ws, corpus.dataset.name, base, CPT_OVERRIDES, on_progress)
+            completion = train_cpt(ws, corpus.dataset.name, base, on_progress=on_progress)
             out.append(f"{completion.name}, train loss {completion.metrics.get('train_loss', '?')}")
         with summary.step("Self-Instruct (template mode)") as out:
-            sft = generate_sft_dataset(ws, config.sft_examples, use_mock=True, closing_rate=0.15, seed=config.seed)
+            sft = generate_sft_dataset(ws, config.sft_examples, use_mock=True, documents=preset_documents(),
+                                       templates=shop_templates(load_products()), closing_rate=0.15, seed=config.seed)
             out.append(f"{sft.dataset.rows} examples → {sft.path.name}")
         with summary.step("SFT (full fine-tune) → chat-v1.0") as out:
-            chat = train_full_sft(ws, sft.dataset.name, completion, on_progress)
-            registry.promote(ws, chat.name)
+            chat = train_sft(ws, sft.dataset.name, completion.name, on_progress=on_progress)
+            rollouts.promote(ws, chat.name, by="demo", reason="demo: first chat model")
             out.append(f"{chat.name} in production, train loss {chat.metrics.get('train_loss', '?')}")
     return chat, sft.path
 
@@ -280,7 +260,7 @@ def run_demo(config: DemoConfig, replace: bool = False) -> Path:
     with summary.step("Arena and held-out prompts") as out:
         split = demo_prompts.split_prompts(config.arena_prompts, config.heldout_prompts, config.seed + 7,
                                            demo_prompts.training_prompts(sft_path))
-        demo_prompts.write_heldout(ws.root / ws.settings.loop.eval_set, split.heldout)
+        publish_eval_set(ws, [{"prompt": prompt} for prompt in split.heldout], "demo")
         out.append(f"{len(split.arena)} arena prompts, {len(split.heldout)} held out (in no training set)")
     engine = InferenceModel(max_batch_size=32)
     try:

@@ -3,7 +3,7 @@
 The rubric — "the answer ends with a polite closing phrase" — lives only here: no training code reads
 it. The SFT data meets it only sometimes (its template closes politely in ~15% of answers), so v1.0
 meets it only sometimes and the preference pairs carry a real signal DPO can learn. A noisy user votes
-at random (A or B) with probability `noise`; otherwise the answer that meets the rubric wins, and two
+at random (a or b) with probability `noise`; otherwise the answer that meets the rubric wins, and two
 answers that both meet it (or both miss it) are a tie (or both_bad).
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmops.loop.evaluate import Comparison, EvalItem, Generate
+from llmops.votes import Vote
 
 POLITE_CLOSINGS = (
     "hope this helps",
@@ -64,14 +65,14 @@ class SimulatedUsers:
         self.noise = noise
         self.rng = random.Random(seed)
 
-    def vote(self, answer_a: str, answer_b: str) -> str:
-        """A | B | tie | both_bad for two answers to one question."""
+    def vote(self, answer_a: str, answer_b: str) -> Vote:
+        """The vote on two answers to one question."""
         if self.rng.random() < self.noise:
-            return self.rng.choice(("A", "B"))
+            return self.rng.choice((Vote.A, Vote.B))
         a, b = self.rubric.met(answer_a), self.rubric.met(answer_b)
         if a != b:
-            return "A" if a else "B"
-        return "tie" if a else "both_bad"
+            return Vote.A if a else Vote.B
+        return Vote.TIE if a else Vote.BOTH_BAD
 
     def thumbs(self, answer: str) -> int:
         """+1 or -1 for one answer (feedback on a chat completion)."""

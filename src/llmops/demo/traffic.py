@@ -17,8 +17,7 @@ from rich.progress import Progress
 
 from llmops.demo.simulated_users import SimulatedUsers
 from llmops.inference.types import Sampling
-
-_VOTE_FIELD = {"A": "a", "B": "b", "tie": "tie", "both_bad": "both_bad"}
+from llmops.votes import Vote
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,13 @@ def _sampling_body(sampling: Sampling) -> dict[str, Any]:
 
 
 async def _battle(client: httpx.AsyncClient, prompt: str, user: str, users: SimulatedUsers,
-                  sampling: Sampling) -> str:
+                  sampling: Sampling) -> Vote:
     response = await client.post("/v1/arena/battles", json={"prompt": prompt, "user": user,
                                                              **_sampling_body(sampling)})
     response.raise_for_status()
     battle = response.json()
     choice = users.vote(battle["response_a"], battle["response_b"])
-    voted = await client.post(f"/v1/arena/battles/{battle['id']}/vote", json={"vote": _VOTE_FIELD[choice]})
+    voted = await client.post(f"/v1/arena/battles/{battle['id']}/vote", json={"vote": choice.value})
     voted.raise_for_status()
     return choice
 
@@ -53,7 +52,7 @@ async def _arena(url: str, prompts: Sequence[str], users: SimulatedUsers, sampli
 
     async def one(client: httpx.AsyncClient, index: int, prompt: str) -> None:
         async with limit:
-            votes[await _battle(client, prompt, f"arena-user-{index % 97}", users, sampling)] += 1
+            votes[(await _battle(client, prompt, f"arena-user-{index % 97}", users, sampling)).value] += 1
         if progress is not None and task is not None:
             progress.advance(task)
 
@@ -64,7 +63,7 @@ async def _arena(url: str, prompts: Sequence[str], users: SimulatedUsers, sampli
 
 def run_arena(url: str, prompts: Sequence[str], users: SimulatedUsers, sampling: Sampling,
               concurrency: int = 16, progress: Progress | None = None) -> Counter[str]:
-    """One battle per prompt (two sampled answers), voted by the simulated users; the vote counts."""
+    """One battle per prompt (two sampled answers), voted by the simulated users; the count of each vote."""
     return asyncio.run(_arena(url, prompts, users, sampling, concurrency, progress))
 
 

@@ -20,9 +20,10 @@ from openai import OpenAI
 from sqlalchemy import select
 
 from llmops import db
+from llmops.data.eval_sets import active_eval_set
 from llmops.data.preferences import export_preferences
 from llmops.errors import LLMOpsError
-from llmops.loop import rollout
+from llmops.loop import prerequisites, retry, rollout
 from llmops.loop.answers import EngineAnswers
 from llmops.loop.evaluate import (
     EvalItem,
@@ -34,7 +35,7 @@ from llmops.loop.evaluate import (
 )
 from llmops.loop.judges import HumanVoteJudge, LLMJudge
 from llmops.loop.trigger import should_trigger_dpo_training
-from llmops.models import registry
+from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.train.pipeline import train_dpo
 from llmops.train.runner import LLaMAFactoryTrainer
@@ -108,12 +109,12 @@ def make_judge(workspace: Workspace, answers: EngineAnswers) -> Judge:
 
 
 def evaluate_candidate(workspace: Workspace, candidate: str, judge: Judge | None = None) -> Evaluation:
-    """Candidate vs production on the held-out set (`loop.eval_set`) by the configured judge."""
+    """Candidate vs production on the held-out set (`active_eval_set`) by the configured judge."""
     s = workspace.settings.loop
     production = registry.resolve(workspace, "production").name
-    eval_path = workspace.root / s.eval_set
-    items: list[EvalItem] = [] if s.judge == "human" and not eval_path.exists() else (
-        load_test_set(eval_path, workspace.settings.data.max_file_bytes))
+    eval_path = active_eval_set(workspace)
+    items: list[EvalItem] = [] if s.judge == "human" and eval_path is None else (
+        load_test_set(eval_path or workspace.root / s.eval_set, workspace.settings.data.max_file_bytes))
     if judge is not None:
         return evaluate_model_improvement(production, candidate, items, judge, s.bootstrap_samples)
     answers = EngineAnswers(workspace)
@@ -127,28 +128,46 @@ def evaluate_candidate(workspace: Workspace, candidate: str, judge: Judge | None
 def gate(workspace: Workspace, evaluation: Evaluation, now: float | None = None) -> TickResult:
     """The promotion gate: start the canary when the interval's lower bound clears `loop.gate_lower_bound`."""
     bound = workspace.settings.loop.gate_lower_bound
-    evidence = {"evaluation": evaluation.as_dict(), "gate_lower_bound": bound}
     candidate = evaluation.new_model
+    attempt = retry.attempt_of(workspace, candidate)
+    evidence = {**({} if attempt is None else {"attempt": attempt.as_dict()}),
+                "evaluation": evaluation.as_dict(), "gate_lower_bound": bound}
     if not evaluation.passes(bound):
-        rollout.record_event(workspace, candidate, "gate_failed", evidence, now=now)
-        registry.set_status(workspace, candidate, "rejected")
+        rollouts.reject(workspace, candidate, "gate_failed", evidence, by="loop", now=now)
         return TickResult("gate_failed", f"{candidate}: win rate {evaluation.win_rate:.3f}, 95% interval "
                           f"[{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}] does not clear {bound}", evidence)
-    started = rollout.start_rollout(workspace, candidate, evidence, now=now)
+    started = rollouts.start_rollout(workspace, candidate, evidence, by="loop", now=now)
     return TickResult("rollout_started", f"{candidate}: gate passed (lower bound {evaluation.ci_low:.3f} > "
                       f"{bound}); canary at {started.traffic:.0%}", evidence)
 
 
-def _train_new_candidate(workspace: Workspace, train: TrainDPO) -> ModelVersion | TickResult:
+def _new_data_attempt(workspace: Workspace) -> retry.Attempt | None:
+    """The preference pairs exported as a new dataset, and the attempt on it (None: its attempts are used up)."""
+    export = export_preferences(workspace)
+    snapshot = next(d for d in export.datasets if d.name == export.path.stem)
+    return retry.plan(workspace, snapshot.name, snapshot.sha256)
+
+
+def _train_new_candidate(workspace: Workspace, train: TrainDPO, now: float | None,
+                         judge_given: bool = False) -> ModelVersion | TickResult:
+    """Train on new data when the trigger fires, else retry the gate's last rejection with the next recipe."""
     decision = should_trigger_dpo_training(workspace)
-    if not decision.fire:
-        return TickResult("waiting", "; ".join(decision.reasons), {"progress": decision.progress()})
+    attempt = None if decision.fire else retry.retry_plan(workspace)
+    waiting = TickResult("waiting", "; ".join(decision.reasons), {"progress": decision.progress()})
+    if not decision.fire and attempt is None:
+        return waiting
+    prerequisites.require(workspace, judge_given)  # a candidate that cannot be evaluated is never trained
     running = dpo_run_in_progress(workspace)
     if running is not None:
         return TickResult("busy", f"DPO run {running} is still running")
+    attempt = attempt or _new_data_attempt(workspace)
+    if attempt is None:
+        return waiting
     production = registry.resolve(workspace, "production")
-    export = export_preferences(workspace)
-    return train(workspace, export.path.stem, production.name, list(workspace.settings.loop.dpo_overrides))
+    overrides = [*workspace.settings.loop.dpo_overrides, *retry.recipe_overrides(attempt.recipe)]
+    version = train(workspace, attempt.dataset, production.name, overrides)
+    retry.record(workspace, version.name, attempt, now)
+    return version
 
 
 def tick(workspace: Workspace, train: TrainDPO = train_dpo, judge: Judge | None = None,
@@ -163,10 +182,12 @@ def tick(workspace: Workspace, train: TrainDPO = train_dpo, judge: Judge | None 
                               f"traffic {step.rollout.traffic:.0%}", step.evidence)
         candidate = unevaluated_candidate(workspace)
         if candidate is None:
-            trained = _train_new_candidate(workspace, train)
+            trained = _train_new_candidate(workspace, train, now, judge is not None)
             if isinstance(trained, TickResult):
                 return trained
             candidate = trained
+        else:
+            prerequisites.require(workspace, judge_given=judge is not None)
         return gate(workspace, evaluate_candidate(workspace, candidate.name, judge), now)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from llmops import db
 from llmops.errors import LLMOpsError
 from llmops.loop.evaluate import Comparison, EvalItem, Generate
+from llmops.votes import Vote, parse_vote
 from llmops.workspace import Workspace
 
 JUDGE_PROMPT = """You compare two answers to the same question. Reply with exactly one word: A, B or tie.
@@ -31,13 +32,10 @@ Which answer is better?"""
 _VERDICT = re.compile(r"\b(A|B|tie)\b", re.IGNORECASE)
 
 
-def parse_verdict(text: str) -> str:
-    """The first `A`, `B` or `tie` in the judge's reply; anything else is a tie."""
+def parse_verdict(text: str) -> Vote:
+    """The first `A`, `B` or `tie` in the judge's reply as a vote; anything else is a tie."""
     match = _VERDICT.search(text)
-    if not match:
-        return "tie"
-    word = match.group(1)
-    return "tie" if word.lower() == "tie" else word.upper()
+    return Vote.TIE if match is None else parse_vote(match.group(1), "judge verdict")
 
 
 class LLMJudge:
@@ -51,7 +49,7 @@ class LLMJudge:
         self.model = model
         self.samples_per_prompt = samples_per_prompt
 
-    def verdict(self, question: str, a: str, b: str) -> str:
+    def verdict(self, question: str, a: str, b: str) -> Vote:
         try:
             reply = self.client.chat.completions.create(
                 model=self.model,
@@ -64,12 +62,11 @@ class LLMJudge:
         return parse_verdict(reply.choices[0].message.content or "")
 
     def judge_pair(self, question: str, new: str, old: str) -> Comparison:
-        first = {"A": "new", "B": "old"}.get(self.verdict(question, new, old), "tie")
-        second = {"A": "old", "B": "new"}.get(self.verdict(question, old, new), "tie")
-        if first != second:
+        new_first = self.verdict(question, new, old).score_a
+        new_second = 1 - self.verdict(question, old, new).score_a
+        if new_first != new_second:
             return Comparison(question, 0.5, 0.5, consistent=False)
-        new_score, old_score = {"new": (1.0, 0.0), "old": (0.0, 1.0), "tie": (0.5, 0.5)}[first]
-        return Comparison(question, new_score, old_score)
+        return Comparison(question, new_first, 1 - new_first)
 
     def compare(self, old_model: str, new_model: str, items: Sequence[EvalItem]) -> list[Comparison]:
         prompts = [item.prompt for item in items] * self.samples_per_prompt
@@ -78,13 +75,13 @@ class LLMJudge:
         return [self.judge_pair(p, n, o) for p, n, o in zip(prompts, new_answers, old_answers, strict=True)]
 
 
-def _vote_scores(vote: str, new_is_a: bool) -> tuple[float, float]:
-    """(new score, old score) of one arena vote: A | B | tie | both_bad."""
-    if vote in ("tie", "both_bad"):
-        value = 0.5 if vote == "tie" else 0.0
-        return value, value
-    new_won = (vote == "A") == new_is_a
-    return (1.0, 0.0) if new_won else (0.0, 1.0)
+def _vote_scores(stored: str, new_is_a: bool) -> tuple[float, float]:
+    """(new score, old score) of one arena vote (`battles.vote`); both bad scores 0 for both."""
+    vote = parse_vote(stored, "battles.vote")
+    if vote is Vote.BOTH_BAD:
+        return 0.0, 0.0
+    new = vote.score_a if new_is_a else 1 - vote.score_a
+    return new, 1 - new
 
 
 class HumanVoteJudge:

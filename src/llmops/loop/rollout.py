@@ -1,12 +1,12 @@
-"""Gradual rollout (spec 6.4, 9.3): canary stages, guardrails, automatic rollback, promotion.
+"""Gradual rollout policy (spec 6.4, 9.3): canary stages, guardrails, automatic rollback, promotion.
 
-The state of a rollout is one row of the `rollouts` table (the gateway's router reads candidate, production
-and traffic of the running one), so a restarted process resumes the same stage. Every decision is a row
-of `rollout_events` with its evidence. A stage is judged on live per-version metrics measured since the
-stage began: any guardrail breach (spec 9.3.2: error rate, p99 latency, feedback score below production's)
-rolls back at once: traffic 0, `production` unchanged. A stage advances once it has served
-`stage_min_requests` candidate requests and lasted `stage_min_minutes`; passing the last stage promotes:
-`previous` ← old production, `production` ← candidate.
+The state of a rollout (its row, traffic share and events) lives in models/rollouts.py beside the aliases; this
+module decides and writes only through it, so a restarted process resumes the same stage. A stage is judged on
+live per-version metrics measured since the stage began: any guardrail breach (spec 9.3.2: error rate, p99
+latency, feedback score below production's) rolls back at once: traffic 0, `production` unchanged. A stage
+advances once it has served its `min_requests` candidate requests and lasted its `min_hours` (each stage of
+`loop.rollout_stages` has its own, spec 9.3.1); passing the last stage promotes: `previous` ← old production,
+`production` ← candidate.
 """
 
 import time
@@ -14,16 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, insert, select, update
-
-from llmops import db
 from llmops.errors import LLMOpsError
-from llmops.models import registry
-from llmops.serve.metrics import version_metrics
+from llmops.models import registry, rollouts
+from llmops.models.metrics import version_metrics
+from llmops.models.rollouts import PROMOTED, ROLLED_BACK, Actor, Change, Rollout
 from llmops.settings import LoopSettings
 from llmops.workspace import Workspace
-
-RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
 
 
 class LiveMetrics(Protocol):
@@ -44,17 +40,6 @@ MetricsSource = Callable[[Workspace, str, float | None], LiveMetrics]
 
 
 @dataclass(frozen=True)
-class Rollout:
-    candidate: str
-    production: str
-    stage_index: int
-    traffic: float
-    status: str
-    started_at: float
-    stage_started_at: float
-
-
-@dataclass(frozen=True)
 class Breach:
     metric: str
     value: float
@@ -70,16 +55,6 @@ class Step:
 
     action: str
     rollout: Rollout
-    evidence: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    created_at: float
-    candidate: str
-    event: str
-    traffic: float
     evidence: dict[str, Any]
 
 
@@ -115,167 +90,55 @@ def check_guardrails(candidate: LiveMetrics, production: LiveMetrics, settings: 
     return breaches
 
 
+def stage_progress(rollout: Rollout, candidate: LiveMetrics, now: float, settings: LoopSettings) -> dict[str, Any]:
+    """How far the rollout's stage is: hours and candidate requests so far against the stage's minimums."""
+    stage = settings.stage(min(rollout.stage_index, len(settings.rollout_stages) - 1))
+    return {"hours": max(0.0, now - rollout.stage_started_at) / 3600.0, "min_hours": stage.min_hours,
+            "requests": candidate.requests, "min_requests": stage.min_requests}
+
+
 def stage_complete(rollout: Rollout, candidate: LiveMetrics, now: float, settings: LoopSettings) -> bool:
-    """A stage is done once it served enough candidate requests and lasted long enough."""
-    minutes = (now - rollout.stage_started_at) / 60.0
-    return candidate.requests >= settings.stage_min_requests and minutes >= settings.stage_min_minutes
+    """A stage is done once it served its minimum of candidate requests and lasted its minimum of hours."""
+    progress = stage_progress(rollout, candidate, now, settings)
+    return bool(progress["requests"] >= progress["min_requests"] and progress["hours"] >= progress["min_hours"])
 
 
-def _row(row: Any) -> Rollout:
-    return Rollout(**dict(row._mapping))
+def _ended(change: Change) -> Rollout:
+    if change.rollout is None:
+        raise LLMOpsError("rollout: the promotion or rollback ended no rollout")
+    return change.rollout
 
 
-def _record(conn: Connection, now: float, candidate: str, event: str, traffic: float, evidence: dict[str, Any]) -> None:
-    conn.execute(insert(db.rollout_events).values(
-        created_at=now, candidate=candidate, event=event, traffic=traffic, evidence=evidence
-    ))
-
-
-def record_event(workspace: Workspace, candidate: str, event: str, evidence: dict[str, Any],
-                 traffic: float = 0.0, now: float | None = None) -> None:
-    """A decision outside a rollout's stages (e.g. the promotion gate) with its evidence."""
-    with workspace.engine.begin() as conn:
-        _record(conn, time.time() if now is None else now, candidate, event, traffic, evidence)
-
-
-def current_rollout(workspace: Workspace) -> Rollout | None:
-    """The running rollout, if any."""
-    with workspace.engine.connect() as conn:
-        row = conn.execute(select(db.rollouts).where(db.rollouts.c.status == RUNNING)).first()
-    return None if row is None else _row(row)
-
-
-def latest_rollout(workspace: Workspace) -> Rollout | None:
-    """The most recently started rollout, whatever its status."""
-    with workspace.engine.connect() as conn:
-        row = conn.execute(select(db.rollouts).order_by(db.rollouts.c.started_at.desc())).first()
-    return None if row is None else _row(row)
-
-
-def history(workspace: Workspace, candidate: str | None = None) -> list[Event]:
-    """Every recorded decision, oldest first (of one candidate when given)."""
-    query = select(db.rollout_events).order_by(db.rollout_events.c.id)
-    if candidate:
-        query = query.where(db.rollout_events.c.candidate == candidate)
-    with workspace.engine.connect() as conn:
-        return [Event(**dict(row._mapping)) for row in conn.execute(query)]
-
-
-def start_rollout(workspace: Workspace, candidate: str, evidence: dict[str, Any] | None = None,
-                  now: float | None = None) -> Rollout:
-    """Begin the first stage for `candidate` against the current production version."""
+def step_rollout(workspace: Workspace, metrics: MetricsSource = version_metrics, now: float | None = None,
+                 by: Actor = "loop") -> Step | None:
+    """Look at the running rollout once: roll back on a breach, else advance or promote a completed stage.
+    A rollout whose candidate is already `production` (an alias moved outside a rollout) is finished as promoted."""
     now = time.time() if now is None else now
-    stages = workspace.settings.loop.rollout_stages
-    if not stages:
-        raise LLMOpsError("loop.rollout_stages: empty; at least one traffic share is needed")
-    registry.get_version(workspace, candidate)
-    production = registry.aliases(workspace).get("production")
-    if production is None:
-        raise LLMOpsError("rollout: no `production` alias is set (see `llmops models promote`)")
-    if production == candidate:
-        raise LLMOpsError(f"rollout: {candidate} is already production")
-    running = current_rollout(workspace)
-    if running is not None:
-        raise LLMOpsError(f"rollout: {running.candidate} is still rolling out (see `llmops rollout status`)")
-    rollout = Rollout(candidate, production, 0, stages[0], RUNNING, now, now)
-    registry.set_alias(workspace, "candidate", candidate)
-    registry.set_status(workspace, candidate, "candidate")
-    with workspace.engine.begin() as conn:
-        conn.execute(delete(db.rollouts).where(db.rollouts.c.candidate == candidate))
-        conn.execute(insert(db.rollouts).values(**rollout.__dict__))
-        _record(conn, now, candidate, "started", rollout.traffic,
-                {"production": production, "stages": stages, **(evidence or {})})
-    return rollout
-
-
-def _require_running(workspace: Workspace) -> Rollout:
-    rollout = current_rollout(workspace)
-    if rollout is None:
-        raise LLMOpsError("rollout: none is running (see `llmops rollout history`)")
-    return rollout
-
-
-def rollback_rollout(workspace: Workspace, reason: str = "manual", evidence: dict[str, Any] | None = None,
-                     now: float | None = None) -> Rollout:
-    """Stop the running rollout: candidate traffic 0, `production` untouched, the decision recorded."""
-    now = time.time() if now is None else now
-    rollout = _require_running(workspace)
-    done = Rollout(rollout.candidate, rollout.production, rollout.stage_index, 0.0, ROLLED_BACK,
-                   rollout.started_at, rollout.stage_started_at)
-    with workspace.engine.begin() as conn:
-        conn.execute(update(db.rollouts).where(db.rollouts.c.candidate == rollout.candidate)
-                     .values(traffic=0.0, status=ROLLED_BACK))
-        _record(conn, now, rollout.candidate, "rolled_back", 0.0,
-                {"reason": reason, "stage": rollout.stage_index, "stage_traffic": rollout.traffic, **(evidence or {})})
-        conn.execute(delete(db.aliases).where((db.aliases.c.alias == "candidate")
-                                              & (db.aliases.c.model == rollout.candidate)))
-    registry.set_status(workspace, rollout.candidate, "rejected")
-    return done
-
-
-def _finish_promotion(workspace: Workspace, rollout: Rollout, evidence: dict[str, Any], now: float) -> Rollout:
-    with workspace.engine.begin() as conn:
-        conn.execute(update(db.rollouts).where(db.rollouts.c.candidate == rollout.candidate)
-                     .values(traffic=1.0, status=PROMOTED))
-        _record(conn, now, rollout.candidate, "promoted", 1.0, {"previous": rollout.production, **evidence})
-    registry.set_status(workspace, rollout.candidate, "production")
-    registry.set_status(workspace, rollout.production, "archived")
-    return Rollout(rollout.candidate, rollout.production, rollout.stage_index, 1.0, PROMOTED,
-                   rollout.started_at, rollout.stage_started_at)
-
-
-def promote_rollout(workspace: Workspace, reason: str = "manual", evidence: dict[str, Any] | None = None,
-                    now: float | None = None) -> Rollout:
-    """Make the running candidate production (`previous` ← old production) and close the rollout.
-
-    The alias swap comes first; if the process dies before the rollout row is closed, the next
-    `step_rollout` sees `production` already on the candidate and finishes the promotion."""
-    now = time.time() if now is None else now
-    rollout = _require_running(workspace)
-    registry.promote(workspace, rollout.candidate)
-    return _finish_promotion(workspace, rollout, {"reason": reason, **(evidence or {})}, now)
-
-
-def _advance(workspace: Workspace, rollout: Rollout, evidence: dict[str, Any], now: float) -> Rollout:
-    index = rollout.stage_index + 1
-    traffic = workspace.settings.loop.rollout_stages[index]
-    with workspace.engine.begin() as conn:
-        conn.execute(update(db.rollouts).where(db.rollouts.c.candidate == rollout.candidate)
-                     .values(stage_index=index, traffic=traffic, stage_started_at=now))
-        _record(conn, now, rollout.candidate, "advanced", traffic, {"from_stage": rollout.stage_index, **evidence})
-    return Rollout(rollout.candidate, rollout.production, index, traffic, RUNNING, rollout.started_at, now)
-
-
-def step_rollout(workspace: Workspace, metrics: MetricsSource = version_metrics,
-                 now: float | None = None) -> Step | None:
-    """Look at the running rollout once: roll back on a breach, else advance or promote a completed stage."""
-    now = time.time() if now is None else now
-    rollout = current_rollout(workspace)
+    rollout = rollouts.current_rollout(workspace)
     if rollout is None:
         return None
     settings = workspace.settings.loop
     if registry.aliases(workspace).get("production") == rollout.candidate:
-        done = _finish_promotion(workspace, rollout, {"reason": "resumed after the alias swap"}, now)
-        return Step(PROMOTED, done, {})
+        done = rollouts.promote(workspace, by=by, reason="resumed after the alias swap", expected=rollout, now=now)
+        return Step(PROMOTED, _ended(done), {})
     candidate = metrics(workspace, rollout.candidate, rollout.stage_started_at)
     production = metrics(workspace, rollout.production, rollout.stage_started_at)
-    evidence: dict[str, Any] = {"candidate": metrics_dict(candidate), "production": metrics_dict(production)}
+    evidence: dict[str, Any] = {"candidate": metrics_dict(candidate), "production": metrics_dict(production),
+                                "stage_progress": stage_progress(rollout, candidate, now, settings)}
     breaches = check_guardrails(candidate, production, settings)
     if breaches:
         evidence["breaches"] = [b.__dict__ for b in breaches]
         summary = "; ".join(b.describe() for b in breaches)
-        return Step(ROLLED_BACK, rollback_rollout(workspace, f"guardrail: {summary}", evidence, now), evidence)
+        done = rollouts.rollback(workspace, by=by, reason=f"guardrail: {summary}", evidence=evidence,
+                                 expected=rollout, now=now)
+        return Step(ROLLED_BACK, _ended(done), evidence)
     if not stage_complete(rollout, candidate, now, settings):
         return Step("hold", rollout, evidence)
-    if rollout.stage_index + 1 >= len(settings.rollout_stages):
-        return Step(PROMOTED, promote_rollout(workspace, "all stages passed", evidence, now), evidence)
-    return Step("advanced", _advance(workspace, rollout, evidence, now), evidence)
-
-
-def revert_production(workspace: Workspace, reason: str = "manual", now: float | None = None) -> str:
-    """After a promotion: `production` back to `previous`, recorded as an event. Returns the restored version."""
-    demoted = registry.aliases(workspace).get("production", "")
-    restored = registry.rollback(workspace)
-    record_event(workspace, demoted or restored, "reverted", {"reason": reason, "production": restored,
-                                                               "demoted": demoted}, now=now)
-    return restored
+    index = rollout.stage_index + 1
+    if index >= len(settings.rollout_stages):
+        done = rollouts.promote(workspace, by=by, reason="all stages passed", evidence=evidence, expected=rollout,
+                                now=now)
+        return Step(PROMOTED, _ended(done), evidence)
+    advanced = rollouts.advance(workspace, rollout, settings.rollout_stages[index].traffic, evidence, by=by,
+                                now=now)
+    return Step("advanced", advanced, evidence)

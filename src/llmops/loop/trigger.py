@@ -9,10 +9,8 @@ the age condition holds.
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-
-from llmops import db
 from llmops.data.preferences import PairStats, pair_stats
+from llmops.models import registry
 from llmops.settings import LoopSettings
 from llmops.workspace import Workspace
 
@@ -43,10 +41,7 @@ class TriggerDecision:
 
 def last_dpo_time(workspace: Workspace) -> float | None:
     """When the newest DPO version was registered; None before the first one."""
-    with workspace.engine.connect() as conn:
-        query = select(func.max(db.model_versions.c.created_at)).where(db.model_versions.c.stage == "dpo")
-        value = conn.execute(query).scalar()
-    return None if value is None else float(value)
+    return registry.newest_created_at(workspace, "dpo")
 
 
 def decide(stats: PairStats, last_dpo_at: float | None, now: float, settings: LoopSettings) -> TriggerDecision:

@@ -5,6 +5,8 @@ Names follow the spec (section 1.2): offline runs give big versions (`completion
 is a full Hugging Face folder; an adapter version's `path` is a LoRA adapter folder that applies to
 `base_model`. A non-empty `upstream_url` means an external OpenAI-compatible server serves the version.
 Aliases (`production`, `candidate`, `previous`) point at version names; the gateway resolves them.
+Aliases move only through models/rollouts.py (`promote`, `rollback`, `start_rollout`), in the same transaction as
+the rollout row and its event; the `…_in(conn, …)` functions here are the steps those transactions are made of.
 """
 
 import re
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from llmops import db
@@ -134,7 +136,7 @@ def register_version(
     try:
         with workspace.engine.begin() as conn:
             if parent is not None:
-                _get(conn, parent)
+                get_in(conn, parent)
             chosen = chosen or _next_version(conn, kind, major=stage != "dpo")
             _parse_version(chosen)
             model = ModelVersion(
@@ -149,7 +151,8 @@ def register_version(
     return model
 
 
-def _get(conn: Connection, name: str) -> ModelVersion:
+def get_in(conn: Connection, name: str) -> ModelVersion:
+    """The registered version `name`, read in the caller's transaction."""
     validate_name(name)
     row = conn.execute(select(db.model_versions).where(db.model_versions.c.name == name)).first()
     if row is None:
@@ -160,7 +163,7 @@ def _get(conn: Connection, name: str) -> ModelVersion:
 def get_version(workspace: Workspace, name: str) -> ModelVersion:
     """The registered version `name`; LLMOpsError when it is unknown or not a valid name."""
     with workspace.engine.connect() as conn:
-        return _get(conn, name)
+        return get_in(conn, name)
 
 
 def list_versions(workspace: Workspace) -> list[ModelVersion]:
@@ -177,12 +180,25 @@ def latest_version(workspace: Workspace, kind: str) -> ModelVersion | None:
     return max(versions, key=lambda v: _parse_version(v.version), default=None)
 
 
-def set_status(workspace: Workspace, name: str, status: str) -> None:
+def newest_created_at(workspace: Workspace, stage: str) -> float | None:
+    """When the newest version of `stage` (e.g. dpo) was registered; None before the first one."""
+    with workspace.engine.connect() as conn:
+        query = select(func.max(db.model_versions.c.created_at)).where(db.model_versions.c.stage == stage)
+        value = conn.execute(query).scalar()
+    return None if value is None else float(value)
+
+
+def set_status_in(conn: Connection, name: str, status: str) -> None:
+    """Set the status of version `name` in the caller's transaction."""
     if status not in STATUSES:
         raise LLMOpsError(f"model status {status!r}: expected one of {', '.join(STATUSES)}")
+    get_in(conn, name)
+    conn.execute(update(db.model_versions).where(db.model_versions.c.name == name).values(status=status))
+
+
+def set_status(workspace: Workspace, name: str, status: str) -> None:
     with workspace.engine.begin() as conn:
-        _get(conn, name)
-        conn.execute(update(db.model_versions).where(db.model_versions.c.name == name).values(status=status))
+        set_status_in(conn, name, status)
 
 
 def _check_alias(alias: str) -> None:
@@ -197,14 +213,16 @@ def aliases(workspace: Workspace) -> dict[str, str]:
         return {alias: model for alias, model in rows}
 
 
-def _alias_target(conn: Connection, alias: str) -> str | None:
+def alias_target(conn: Connection, alias: str) -> str | None:
+    """The version `alias` points at (None when unset), read in the caller's transaction."""
     target = conn.execute(select(db.aliases.c.model).where(db.aliases.c.alias == alias)).scalar()
     return None if target is None else str(target)
 
 
-def _set_alias(conn: Connection, alias: str, name: str) -> None:
+def set_alias_in(conn: Connection, alias: str, name: str) -> None:
+    """Point `alias` at the registered version `name` in the caller's transaction."""
     _check_alias(alias)
-    _get(conn, name)
+    get_in(conn, name)
     conn.execute(delete(db.aliases).where(db.aliases.c.alias == alias))
     conn.execute(insert(db.aliases).values(alias=alias, model=name, updated_at=time.time()))
 
@@ -212,7 +230,7 @@ def _set_alias(conn: Connection, alias: str, name: str) -> None:
 def set_alias(workspace: Workspace, alias: str, name: str) -> None:
     """Point `alias` at the registered version `name`."""
     with workspace.engine.begin() as conn:
-        _set_alias(conn, alias, name)
+        set_alias_in(conn, alias, name)
 
 
 def remove_alias(workspace: Workspace, alias: str) -> None:
@@ -221,15 +239,26 @@ def remove_alias(workspace: Workspace, alias: str) -> None:
         conn.execute(delete(db.aliases).where(db.aliases.c.alias == alias))
 
 
+def drop_alias_in(conn: Connection, alias: str, name: str) -> None:
+    """Remove `alias` when it points at `name` (in the caller's transaction); otherwise leave it."""
+    _check_alias(alias)
+    conn.execute(delete(db.aliases).where((db.aliases.c.alias == alias) & (db.aliases.c.model == name)))
+
+
 def resolve(workspace: Workspace, name_or_alias: str) -> ModelVersion:
     """The version an alias points at, or the version of that name."""
     with workspace.engine.connect() as conn:
-        if name_or_alias in ALIASES:
-            target = _alias_target(conn, name_or_alias)
-            if target is None:
-                raise LLMOpsError(f"alias {name_or_alias!r}: not set (see `llmops models promote`)")
-            return _get(conn, target)
-        return _get(conn, name_or_alias)
+        return resolve_in(conn, name_or_alias)
+
+
+def resolve_in(conn: Connection, name_or_alias: str) -> ModelVersion:
+    """`resolve` in the caller's transaction."""
+    if name_or_alias in ALIASES:
+        target = alias_target(conn, name_or_alias)
+        if target is None:
+            raise LLMOpsError(f"alias {name_or_alias!r}: not set (see `llmops models promote`)")
+        return get_in(conn, target)
+    return get_in(conn, name_or_alias)
 
 
 def servable(workspace: Workspace, version: ModelVersion) -> bool:
@@ -238,28 +267,28 @@ def servable(workspace: Workspace, version: ModelVersion) -> bool:
     return version.status in SERVABLE_STATUSES or version.name in aliases(workspace).values()
 
 
-def promote(workspace: Workspace, name: str) -> str | None:
-    """Make `name` production in one transaction: the old production becomes `previous`. Returns the old one."""
-    with workspace.engine.begin() as conn:
-        _get(conn, name)
-        current = _alias_target(conn, "production")
-        if current == name:
-            return current
-        if current is not None:
-            _set_alias(conn, "previous", current)
-        _set_alias(conn, "production", name)
-        conn.execute(delete(db.aliases).where((db.aliases.c.alias == "candidate") & (db.aliases.c.model == name)))
+def move_production_in(conn: Connection, name: str) -> str | None:
+    """Make `name` production (the old production becomes `previous`, a `candidate` alias on `name` goes), in the
+    caller's transaction. Returns the old production."""
+    get_in(conn, name)
+    current = alias_target(conn, "production")
+    if current == name:
         return current
+    if current is not None:
+        set_alias_in(conn, "previous", current)
+    set_alias_in(conn, "production", name)
+    drop_alias_in(conn, "candidate", name)
+    return current
 
 
-def rollback(workspace: Workspace) -> str:
-    """Point `production` back at `previous` (and `previous` at the rolled-back one). Returns the new production."""
-    with workspace.engine.begin() as conn:
-        previous = _alias_target(conn, "previous")
-        if previous is None:
-            raise LLMOpsError("rollback: no `previous` alias is set")
-        current = _alias_target(conn, "production")
-        _set_alias(conn, "production", previous)
-        if current is not None and current != previous:
-            _set_alias(conn, "previous", current)
-        return previous
+def restore_previous_in(conn: Connection) -> str:
+    """Point `production` back at `previous` (and `previous` at the demoted one), in the caller's transaction.
+    Returns the new production."""
+    previous = alias_target(conn, "previous")
+    if previous is None:
+        raise LLMOpsError("rollback: no `previous` alias is set")
+    current = alias_target(conn, "production")
+    set_alias_in(conn, "production", previous)
+    if current is not None and current != previous:
+        set_alias_in(conn, "previous", current)
+    return previous

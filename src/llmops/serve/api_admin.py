@@ -1,70 +1,44 @@
 """Admin routes (bearer token from `llmops init`) and the metrics routes.
 
 Admin: load / unload a version in the embedded engine, start a rollout, set the running rollout's traffic,
-promote, roll back. Promotion and rollback act on the running rollout when there is one (loop/rollout.py),
-else on the aliases directly (models/registry.py).
+promote, roll back. The handlers map bodies and errors only: every state change is models/rollouts.py's (the one
+`promote` and `rollback` the CLI and the loop call too), recorded as a rollout event by `admin` (or `ui`, when the
+UI's models tab sends it with the admin token).
 """
 
-import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import update
 
-from llmops import db
 from llmops.auth import is_admin_token
 from llmops.errors import LLMOpsError
-from llmops.loop import rollout
-from llmops.models import registry
-from llmops.serve.metrics import served_models, version_metrics
+from llmops.models import registry, rollouts
+from llmops.models.metrics import served_models, version_metrics
 from llmops.serve.state import ServeState
 
 
-class RolloutBody(BaseModel):
+class ChangeBody(BaseModel):
+    """Who (the admin API, or the UI through it) and why, recorded with the rollout event."""
+
     model_config = ConfigDict(extra="forbid")
+    by: Literal["admin", "ui"] = "admin"
+    reason: str = Field("manual", max_length=200)
+
+
+class RolloutBody(ChangeBody):
     candidate: str = Field(min_length=1, max_length=100)
 
 
-class TrafficBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TrafficBody(ChangeBody):
     traffic: float = Field(ge=0, le=1)
 
 
-class PromoteBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PromoteBody(ChangeBody):
     model: str = Field("", max_length=100)
-
-
-def set_traffic(state: ServeState, traffic: float) -> dict[str, Any]:
-    """Override the running rollout's traffic share (the router reads it on the next request)."""
-    running = rollout.current_rollout(state.workspace)
-    if running is None:
-        raise LLMOpsError("rollout: none is running")
-    with state.workspace.engine.begin() as conn:
-        conn.execute(update(db.rollouts).where(db.rollouts.c.candidate == running.candidate).values(traffic=traffic))
-    rollout.record_event(state.workspace, running.candidate, "traffic_set", {"by": "admin"}, traffic, time.time())
-    return {"candidate": running.candidate, "traffic": traffic}
-
-
-def _promote(state: ServeState, model: str) -> dict[str, Any]:
-    if rollout.current_rollout(state.workspace) is not None and not model:
-        done = rollout.promote_rollout(state.workspace, reason="admin")
-        return {"production": done.candidate, "previous": done.production}
-    if not model:
-        raise LLMOpsError("promote: no rollout is running; name the model to promote")
-    previous = registry.promote(state.workspace, model)
-    return {"production": model, "previous": previous}
-
-
-def _rollback(state: ServeState) -> dict[str, Any]:
-    if rollout.current_rollout(state.workspace) is not None:
-        done = rollout.rollback_rollout(state.workspace, reason="admin")
-        return {"rolled_back": done.candidate, "production": done.production}
-    return {"production": registry.rollback(state.workspace)}
 
 
 def admin_routes(state: ServeState) -> APIRouter:
@@ -92,20 +66,26 @@ def admin_routes(state: ServeState) -> APIRouter:
 
     @admin.post("/rollout")
     def start(body: RolloutBody) -> dict[str, Any]:
-        started = rollout.start_rollout(state.workspace, body.candidate, {"by": "admin"})
+        started = rollouts.start_rollout(state.workspace, body.candidate, {"reason": body.reason}, by=body.by)
         return {"candidate": started.candidate, "production": started.production, "traffic": started.traffic}
 
     @admin.post("/traffic")
     def traffic(body: TrafficBody) -> dict[str, Any]:
-        return set_traffic(state, body.traffic)
+        changed = rollouts.set_traffic(state.workspace, body.traffic, by=body.by, reason=body.reason)
+        return {"candidate": changed.candidate, "traffic": changed.traffic}
 
     @admin.post("/promote")
     def promote(body: PromoteBody) -> dict[str, Any]:
-        return _promote(state, body.model)
+        done = rollouts.promote(state.workspace, body.model, by=body.by, reason=body.reason)
+        return {"production": done.production, "previous": done.displaced}
 
     @admin.post("/rollback")
-    def rollback() -> dict[str, Any]:
-        return _rollback(state)
+    def rollback(body: ChangeBody | None = None) -> dict[str, Any]:
+        change = body or ChangeBody()
+        done = rollouts.rollback(state.workspace, by=change.by, reason=change.reason)
+        if done.rollout is not None:
+            return {"rolled_back": done.rollout.candidate, "production": done.production}
+        return {"production": done.production}
 
     return admin
 

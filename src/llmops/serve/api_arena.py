@@ -1,6 +1,5 @@
 """Arena and feedback routes: blind battles, one vote each, the leaderboard, thumbs up/down."""
 
-import asyncio
 import random
 from collections.abc import Callable
 from typing import Any, Literal
@@ -8,13 +7,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmops.auth import signed_in_user
-from llmops.errors import LLMOpsError
+from llmops.auth import TooManyFailures, signed_in_user
 from llmops.serve.api_chat import SamplingFields, check_prompt, sampling_of
-from llmops.serve.arena import VoteRequest, insert_battle, new_battle, pick_pair
-from llmops.serve.feedback import UnknownCompletion, new_thumb, store_thumb
+from llmops.serve.arena import NoPair, cast_vote, run_battle
+from llmops.serve.feedback import ForeignCompletion, UnknownCompletion, give_thumb
 from llmops.serve.leaderboard import LeaderboardCache
 from llmops.serve.state import ServeState
+from llmops.votes import Vote
 
 
 class BattleRequest(SamplingFields):
@@ -25,7 +24,7 @@ class BattleRequest(SamplingFields):
 
 class VoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    vote: Literal["a", "b", "tie", "both_bad"]
+    vote: Vote
 
 
 class FeedbackRequest(BaseModel):
@@ -37,11 +36,17 @@ class FeedbackRequest(BaseModel):
 
 
 def voter_check(state: ServeState) -> Callable[[str], None]:
-    """The dependency of battles and votes: open when `auth.open_arena`, else a signed-in caller (401)."""
+    """The dependency of battles and votes: open when `auth.open_arena`, else a signed-in caller (401; 429 while
+    the Basic user is locked out after failed sign-ins)."""
 
     def require_voter(authorization: str = Header("")) -> None:
-        if state.workspace.settings.auth.open_arena or signed_in_user(state.workspace, authorization):
+        if state.workspace.settings.auth.open_arena:
             return
+        try:
+            if signed_in_user(state.workspace, authorization, state.sign_ins):
+                return
+        except TooManyFailures as exc:
+            raise HTTPException(429, str(exc), {"Retry-After": str(exc.retry_after_s)}) from exc
         raise HTTPException(401, "arena: sign in first (Authorization: Bearer <admin token>, or Basic with a user "
                             "of `llmops auth list`), or set auth.open_arena=true",
                             {"WWW-Authenticate": 'Bearer, Basic realm="llmops"'})
@@ -56,27 +61,20 @@ def arena_routes(state: ServeState) -> APIRouter:
 
     @api.post("/v1/arena/battles", dependencies=[Depends(voter_check(state))])
     async def create_battle(request: BattleRequest) -> dict[str, Any]:
-        messages = [{"role": "user", "content": request.prompt}]
-        check_prompt(state, messages)
+        check_prompt(state, [{"role": "user", "content": request.prompt}])
         sampling = sampling_of(state, request)
         try:
-            left, right = pick_pair(state.workspace, rng)
-        except LLMOpsError as exc:
+            battle = await run_battle(state, request.prompt, request.user, sampling, rng)
+        except NoPair as exc:
             raise HTTPException(404, str(exc)) from exc
-        served = await asyncio.gather(state.complete(left, messages, sampling),
-                                      state.complete(right, messages, sampling))
-        battle = new_battle(request.prompt, request.user, (left.name, right.name),
-                            (served[0].completion.text, served[1].completion.text), sampling.to_dict())
-        await asyncio.wrap_future(state.writer.submit(lambda conn: insert_battle(conn, battle)))
         return {"id": battle.id, "prompt": battle.prompt, "response_a": battle.response_a,
                 "response_b": battle.response_b}
 
     @api.post("/v1/arena/battles/{battle_id}/vote", dependencies=[Depends(voter_check(state))])
     async def vote(battle_id: str, body: VoteBody) -> dict[str, Any]:
-        result = await asyncio.wrap_future(state.votes.submit(VoteRequest(battle_id, body.vote)))
+        result = await cast_vote(state, battle_id, body.vote)
         if result.status != 200 or result.battle is None:
             raise HTTPException(result.status, result.error)
-        state.metrics.votes.labels(choice=body.vote).inc()
         battle = result.battle
         return {"id": battle.id, "vote": battle.vote, "vote_id": battle.id, "model_a": battle.model_a,
                 "model_b": battle.model_b}
@@ -91,11 +89,11 @@ def arena_routes(state: ServeState) -> APIRouter:
     @api.post("/v1/feedback")
     async def feedback(request: FeedbackRequest) -> dict[str, Any]:
         try:
-            thumb = new_thumb(state.workspace, request.completion_id, request.score, request.comment, request.user)
+            thumb = await give_thumb(state, request.completion_id, request.score, request.comment, request.user)
         except UnknownCompletion as exc:
             raise HTTPException(404, str(exc)) from exc
-        await asyncio.wrap_future(state.writer.submit(lambda conn: store_thumb(conn, thumb)))
-        state.metrics.feedback.labels(model=thumb.model, score="up" if thumb.score > 0 else "down").inc()
+        except ForeignCompletion as exc:
+            raise HTTPException(403, str(exc)) from exc
         return {"completion_id": thumb.completion_id, "model": thumb.model, "score": thumb.score}
 
     return api

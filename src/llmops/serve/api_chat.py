@@ -148,14 +148,14 @@ def chat_routes(state: ServeState) -> APIRouter:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         check_prompt(state, messages)
         sampling = sampling_of(state, request)
-        version = resolve_route(state, request.model, request.user or x_user,
-                                is_admin_token(state.workspace, authorization))
+        user = request.user or x_user
+        version = resolve_route(state, request.model, user, is_admin_token(state.workspace, authorization))
         if request.stream:
-            streamed = await state.stream(version, messages, sampling)
+            streamed = await state.stream(version, messages, sampling, user)
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             return StreamingResponse(stream_events(streamed, include_usage), media_type="text/event-stream",
                                      headers={"X-LLMOps-Model": streamed.model, "X-Request-Id": streamed.id})
-        served = await state.complete(version, messages, sampling)
+        served = await state.complete(version, messages, sampling, user)
         headers = {"X-LLMOps-Model": served.model, "X-Request-Id": served.id}
         return JSONResponse(completion_body(served), headers=headers)
 

@@ -6,23 +6,28 @@ its battle and goes into the preference store (PreferenceCollector) with the bat
 same transaction; votes are recorded in batches (`record_votes`) so that many votes share one durable commit.
 """
 
+import asyncio
 import random
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from llmops import db
 from llmops.data.preferences import PreferenceCollector
+from llmops.errors import LLMOpsError
+from llmops.inference.types import Message, Sampling
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
+from llmops.votes import Vote
 from llmops.workspace import Workspace
 
-VOTES = {"a": "A", "b": "B", "tie": "tie", "both_bad": "both_bad"}
+if TYPE_CHECKING:  # the gateway's state holds the vote batcher of this module
+    from llmops.serve.state import ServeState
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Battle:
     response_a: str
     response_b: str
     sampling: dict[str, Any]
-    vote: str | None = None
+    vote: str | None = None  # a Vote's value once voted
     voted_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,14 +51,18 @@ class Battle:
 @dataclass(frozen=True)
 class VoteRequest:
     battle_id: str
-    vote: str  # a | b | tie | both_bad
+    vote: Vote
 
 
 @dataclass(frozen=True)
 class VoteResult:
     battle: Battle | None
-    status: int  # 200, 404 (no such battle), 409 (already voted), 422 (not a vote)
+    status: int  # 200, 404 (no such battle), 409 (already voted)
     error: str = ""
+
+
+class NoPair(LLMOpsError):
+    """There is no pair to battle: no production version, or a candidate alias naming no version (HTTP 404)."""
 
 
 def pick_pair(workspace: Workspace, rng: random.Random) -> tuple[ModelVersion, ModelVersion]:
@@ -76,6 +85,31 @@ def new_battle(prompt: str, user: str, models: tuple[str, str], responses: tuple
 
 def insert_battle(conn: Connection, battle: Battle) -> None:
     conn.execute(db.battles.insert().values(**battle.to_dict()))
+
+
+async def run_battle(state: "ServeState", prompt: str, user: str, sampling: Sampling, rng: random.Random) -> Battle:
+    """A battle on `prompt`: the pair of `pick_pair`, both completions at once (each logged as a request of its
+    version served to `user`), the battle stored before this returns. NoPair when there is nothing to battle."""
+    try:
+        left, right = pick_pair(state.workspace, rng)
+    except LLMOpsError as exc:
+        raise NoPair(str(exc)) from exc
+    messages: list[Message] = [{"role": "user", "content": prompt}]
+    served = await asyncio.gather(state.complete(left, messages, sampling, user),
+                                  state.complete(right, messages, sampling, user))
+    battle = new_battle(prompt, user, (left.name, right.name), (served[0].completion.text, served[1].completion.text),
+                        sampling.to_dict())
+    await asyncio.wrap_future(state.writer.submit(lambda conn: insert_battle(conn, battle)))
+    return battle
+
+
+async def cast_vote(state: "ServeState", battle_id: str, vote: Vote) -> VoteResult:
+    """Record `vote` on the battle `battle_id` through the gateway's vote batcher; an accepted one is counted in
+    `llmops_arena_votes`."""
+    result = await asyncio.wrap_future(state.votes.submit(VoteRequest(battle_id, vote)))
+    if result.status == 200:
+        state.metrics.votes.labels(choice=vote.value).inc()
+    return result
 
 
 def get_battle(workspace: Workspace, battle_id: str) -> Battle | None:
@@ -107,14 +141,12 @@ def _mark(conn: Connection, requests: Sequence[VoteRequest], now: float) -> list
     results = []
     for request in requests:
         battle = found.get(request.battle_id)
-        if request.vote not in VOTES:
-            results.append(VoteResult(None, 422, f"vote {request.vote!r}: expected one of {', '.join(VOTES)}"))
-        elif battle is None:
+        if battle is None:
             results.append(VoteResult(None, 404, f"battle {request.battle_id!r}: not found"))
         elif battle.vote is not None:
             results.append(VoteResult(battle, 409, f"battle {battle.id!r}: already voted"))
         else:
-            found[battle.id] = replace(battle, vote=request.vote, voted_at=now)
+            found[battle.id] = replace(battle, vote=request.vote.value, voted_at=now)
             results.append(VoteResult(found[battle.id], 200))
     marks = [{"battle_id": r.battle.id, "new_vote": r.battle.vote} for r in results if r.status == 200 and r.battle]
     if marks:
@@ -133,7 +165,7 @@ def record_votes(workspace: Workspace, collector: PreferenceCollector,
         accepted = [r.battle for r in results if r.status == 200 and r.battle is not None]
         votes = [
             {"question": b.prompt, "response_a": b.response_a, "response_b": b.response_b,
-             "choice": VOTES[b.vote or ""], "metadata": vote_metadata(b), "vote_id": b.id, "user": b.user}
+             "choice": b.vote, "metadata": vote_metadata(b), "vote_id": b.id, "user": b.user}
             for b in accepted
         ]
         if votes:

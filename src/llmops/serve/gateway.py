@@ -30,7 +30,6 @@ from llmops.serve.api_arena import arena_routes
 from llmops.serve.api_chat import chat_routes
 from llmops.serve.health import health_routes, watch_workers
 from llmops.serve.state import ServeState
-from llmops.ui.app import mount_ui
 from llmops.workspace import Workspace
 
 Scope = MutableMapping[str, Any]
@@ -165,10 +164,9 @@ def create_app(
     *,
     engine: InferenceModel | None = None,
     backends: dict[str, ChatBackend] | None = None,
-    ui: bool = True,
 ) -> FastAPI:
-    """The gateway app of `workspace` (with the Gradio UI at /ui unless `ui` is false). An injected `engine` is
-    left open at shutdown; the app's own one is closed."""
+    """The gateway app of `workspace`, without any screen (`llmops.ui.app.mount_ui` adds the web UI). An injected
+    `engine` is left open at shutdown; the app's own one is closed."""
     settings = workspace.settings.serve
     own_engine = engine is None
     engine = engine or InferenceModel(max_batch_size=settings.max_batch_size, batch_wait_ms=settings.batch_wait_ms)
@@ -192,6 +190,4 @@ def create_app(
                    health_routes(state)):
         app.include_router(routes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
-    if ui:
-        mount_ui(app, workspace)
     return app

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from llmops import db
 from llmops.errors import LLMOpsError
-from llmops.serve.metrics import VOTE_SCORES
+from llmops.votes import parse_vote
 from llmops.workspace import Workspace
 
 SCALE, BASE_RATING = 400.0, 1000.0
@@ -142,7 +142,8 @@ def arena_outcomes(workspace: Workspace) -> list[Outcome]:
     table = db.battles
     query = select(table.c.model_a, table.c.model_b, table.c.vote).where(table.c.vote.is_not(None))
     with workspace.engine.connect() as conn:
-        return [Outcome(a, b, VOTE_SCORES[vote]) for a, b, vote in conn.execute(query) if a != b]
+        rows = conn.execute(query).all()
+    return [Outcome(a, b, parse_vote(vote, "battles.vote").score_a) for a, b, vote in rows if a != b]
 
 
 def leaderboard(workspace: Workspace, rounds: int = 200, seed: int = 0) -> list[Rating]:

@@ -1,103 +1,12 @@
-"""Per-version serving metrics: from the `requests`, `feedback` and `battles` tables, and as Prometheus text.
+"""The live Prometheus counters and histograms of one gateway process (its own registry, so apps don't collide).
 
-`version_metrics` is what the rollout guardrails and the UI read; `GatewayMetrics` holds the live
-Prometheus counters and histograms of one gateway process (its own registry, so apps don't collide).
+The per-version metrics read from the store (what guardrails, monitor and UI use) are models/metrics.py.
 """
 
-import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from sqlalchemy import Connection, func, or_, select
-
-from llmops import db
-from llmops.workspace import Workspace
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-VOTE_SCORES = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}  # model_a's score
-
-
-@dataclass(frozen=True)
-class VersionMetrics:
-    model: str
-    requests: int
-    errors: int
-    error_rate: float
-    latency_p50_ms: float
-    latency_p95_ms: float
-    latency_p99_ms: float
-    tokens_per_s: float
-    feedback_score: float | None
-    win_rate: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank percentile `q` (0–100) of `values`; 0 for none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def _request_stats(conn: Connection, model: str, since: float | None) -> tuple[int, int, list[float], float]:
-    table = db.requests
-    query = select(table.c.ok, table.c.latency_ms, table.c.completion_tokens).where(table.c.model == model)
-    if since is not None:
-        query = query.where(table.c.created_at >= since)
-    rows = conn.execute(query).all()
-    errors = sum(1 for ok, _, _ in rows if not ok)
-    ok_rows = [(latency, tokens) for ok, latency, tokens in rows if ok]
-    seconds = sum(latency for latency, _ in ok_rows) / 1000
-    tokens_per_s = sum(tokens for _, tokens in ok_rows) / seconds if seconds > 0 else 0.0
-    return len(rows), errors, [latency for _, latency, _ in rows], tokens_per_s
-
-
-def _feedback_score(conn: Connection, model: str, since: float | None) -> float | None:
-    query = select(func.avg(db.feedback.c.score)).where(db.feedback.c.model == model)
-    if since is not None:
-        query = query.where(db.feedback.c.created_at >= since)
-    value = conn.execute(query).scalar()
-    return None if value is None else float(value)
-
-
-def _win_rate(conn: Connection, model: str, since: float | None) -> float | None:
-    table = db.battles
-    query = select(table.c.model_a, table.c.model_b, table.c.vote).where(
-        table.c.vote.is_not(None), or_(table.c.model_a == model, table.c.model_b == model),
-        table.c.model_a != table.c.model_b,
-    )
-    if since is not None:
-        query = query.where(table.c.voted_at >= since)
-    scores = [VOTE_SCORES[vote] if a == model else 1 - VOTE_SCORES[vote] for a, _, vote in conn.execute(query)]
-    return sum(scores) / len(scores) if scores else None
-
-
-def version_metrics(workspace: Workspace, model: str, since: float | None = None) -> VersionMetrics:
-    """Requests, errors, latency percentiles, decode speed, feedback score and arena win rate of `model`."""
-    with workspace.engine.connect() as conn:
-        requests, errors, latencies, tokens_per_s = _request_stats(conn, model, since)
-        feedback = _feedback_score(conn, model, since)
-        win_rate = _win_rate(conn, model, since)
-    return VersionMetrics(
-        model=model, requests=requests, errors=errors, error_rate=errors / requests if requests else 0.0,
-        latency_p50_ms=percentile(latencies, 50), latency_p95_ms=percentile(latencies, 95),
-        latency_p99_ms=percentile(latencies, 99), tokens_per_s=tokens_per_s, feedback_score=feedback,
-        win_rate=win_rate,
-    )
-
-
-def served_models(workspace: Workspace) -> list[str]:
-    """Every version that has served a request or been in a battle."""
-    with workspace.engine.connect() as conn:
-        names = set(conn.execute(select(db.requests.c.model).distinct()).scalars())
-        names |= set(conn.execute(select(db.battles.c.model_a).distinct()).scalars())
-        names |= set(conn.execute(select(db.battles.c.model_b).distinct()).scalars())
-    return sorted(names)
 
 
 class GatewayMetrics:

@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 
 from llmops.errors import LLMOpsError
-from llmops.loop.rollout import current_rollout
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
+from llmops.models.rollouts import current_rollout
 from llmops.workspace import Workspace
 
 DEFAULT_MODEL = "production"

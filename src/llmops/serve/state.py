@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmops import db
+from llmops.auth import SignInLimiter
 from llmops.data.preferences import PreferenceCollector
 from llmops.inference.engine import InferenceModel
 from llmops.inference.loading import load_version
@@ -48,6 +49,7 @@ class ServeState:
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     writer: GroupWriter = field(init=False)
     votes: DynamicBatcher[VoteRequest, VoteResult] = field(init=False)
+    sign_ins: SignInLimiter = field(init=False)  # failed password sign-ins: the UI's login and HTTP Basic
     failure: str = ""  # set by the watchdog (serve/health.py) once a worker died: the server then stops
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -56,6 +58,8 @@ class ServeState:
         collector = PreferenceCollector(self.workspace)
         self.votes = DynamicBatcher(lambda batch: record_votes(self.workspace, collector, batch),
                                     max_batch_size=256, wait_ms=0, name="llmops-votes")
+        auth = self.workspace.settings.auth
+        self.sign_ins = SignInLimiter(auth.sign_in_attempts, auth.sign_in_cooldown_s)
 
     @property
     def settings(self) -> Any:
@@ -82,9 +86,11 @@ class ServeState:
         await self.load(version)
         return self.engine
 
-    async def complete(self, version: ModelVersion, messages: list[Message], sampling: Sampling) -> Served:
-        """One completion from `version`, logged in `requests` (committed before this returns) and metrics. A request
-        refused for its own content (ClientError) is not a request of the version: it raises, unlogged."""
+    async def complete(self, version: ModelVersion, messages: list[Message], sampling: Sampling,
+                       user: str = "") -> Served:
+        """One completion from `version` for `user` ('' for none), logged in `requests` (committed before this
+        returns) and metrics. A request refused for its own content (ClientError) is not a request of the version:
+        it raises, unlogged."""
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         start = time.perf_counter()
         try:
@@ -93,14 +99,15 @@ class ServeState:
         except ClientError:
             raise
         except Exception as exc:  # any failure to produce the completion is a failed request of this version
-            await self._record(version, completion_id, start, None, f"{type(exc).__name__}: {exc}")
+            await self._record(version, completion_id, user, start, None, f"{type(exc).__name__}: {exc}")
             raise BackendError(f"{version.name}: {type(exc).__name__}: {exc}") from exc
-        await self._record(version, completion_id, start, completion, "")
+        await self._record(version, completion_id, user, start, completion, "")
         return Served(completion_id, version.name, completion, int(time.time()))
 
-    async def stream(self, version: ModelVersion, messages: list[Message], sampling: Sampling) -> Streamed:
-        """A completion from `version` as it is produced. A failure before the first piece raises here (HTTP 502);
-        the request is logged when the stream ends, fails or is abandoned by the client."""
+    async def stream(self, version: ModelVersion, messages: list[Message], sampling: Sampling,
+                     user: str = "") -> Streamed:
+        """A completion from `version` for `user` as it is produced. A failure before the first piece raises here
+        (HTTP 502); the request is logged when the stream ends, fails or is abandoned by the client."""
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         start = time.perf_counter()
         try:
@@ -110,12 +117,12 @@ class ServeState:
         except ClientError:
             raise
         except Exception as exc:
-            await self._record(version, completion_id, start, None, f"{type(exc).__name__}: {exc}")
+            await self._record(version, completion_id, user, start, None, f"{type(exc).__name__}: {exc}")
             raise BackendError(f"{version.name}: {type(exc).__name__}: {exc}") from exc
-        relayed = self._relay(version, completion_id, start, first, chunks)
+        relayed = self._relay(version, completion_id, user, start, first, chunks)
         return Streamed(completion_id, version.name, int(time.time()), relayed)
 
-    async def _relay(self, version: ModelVersion, completion_id: str, start: float, first: Chunk,
+    async def _relay(self, version: ModelVersion, completion_id: str, user: str, start: float, first: Chunk,
                      chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[Chunk]:
         completion, error, chunk, pieces = None, "", first, []
         try:
@@ -135,20 +142,21 @@ class ServeState:
             await chunks.aclose()
             if completion is None and not error:  # the client went away: logged, but not the version's failure
                 gone = Completion("".join(pieces), 0, sum(1 for p in pieces if p), "client_gone")
-                await self._record(version, completion_id, start, gone, "the client went away", ok=True)
+                await self._record(version, completion_id, user, start, gone, "the client went away", ok=True)
             else:
-                await self._record(version, completion_id, start, completion, error)
+                await self._record(version, completion_id, user, start, completion, error)
 
-    async def _record(self, version: ModelVersion, completion_id: str, start: float, completion: Completion | None,
-                      error: str, *, ok: bool | None = None) -> None:
-        """Metrics and the `requests` row of one request (committed before this returns, or, if this is cancelled,
-        soon after). `ok` (default: no `error`) is whether it counts as served, not as the version's failure."""
+    async def _record(self, version: ModelVersion, completion_id: str, user: str, start: float,
+                      completion: Completion | None, error: str, *, ok: bool | None = None) -> None:
+        """Metrics and the `requests` row of one request served to `user` (committed before this returns, or, if this
+        is cancelled, soon after). `ok` (default: no `error`) is whether it counts as served, not as the version's
+        failure."""
         latency_s = time.perf_counter() - start
         tokens = completion.completion_tokens if completion else 0
         ok = not error if ok is None else ok
         self.metrics.observe(version.name, ok, latency_s, tokens)
         row = {"id": completion_id, "model": version.name, "created_at": time.time(), "latency_ms": latency_s * 1000,
-               "completion_tokens": tokens, "ok": ok, "error": error[:1000]}
+               "completion_tokens": tokens, "ok": ok, "error": error[:1000], "user": user}
         await asyncio.wrap_future(self.writer.submit(lambda conn: conn.execute(db.requests.insert().values(**row))))
 
     async def close(self) -> None:

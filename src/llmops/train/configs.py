@@ -1,74 +1,97 @@
 """LLaMA-Factory training configs for CPT, SFT and DPO (spec 3.1.3, 3.2.3, 3.3.3, 7.2.x, appendix A).
 
-The three builders return plain dicts with the spec's defaults; `config_yaml` turns one into YAML (a pure
+`stage_config` is the one builder: it renders a stage's config from the typed settings of the stage
+(`train.cpt`, `train.sft`, `train.dpo`, whose defaults are the spec's) and the template of `train.template`,
+with `key=value` overrides on top (a typed key is checked like the settings, any other is a LLaMA-Factory
+key). The CLI, the UI, the loop and the demo all build their configs with it (through `train.pipeline`);
+`create_*_config` are the spec's builders on top of it. `config_yaml` turns a config into YAML (a pure
 function, tested against golden files); `write_config` places a config in a workspace: dataset_dir is the
-workspace's data/llmops, relative output paths land in the workspace, `key=value` overrides of any
-LLaMA-Factory key are applied, fp16/bf16 are switched off without CUDA, and the YAML goes to
-`configs/llmops/<stage>_config_<YYYYmmdd_HHMMSS>.yaml`.
+workspace's data/llmops, relative output paths land in the workspace, fp16/bf16 are switched off without
+CUDA, and the YAML goes to `configs/llmops/<stage>_config_<YYYYmmdd_HHMMSS>.yaml`. `validate_config` runs
+LLaMA-Factory's own argument parser on a config; every run is checked by it before it starts.
 
-From the network (UI, API) only the keys of `NETWORK_HYPERPARAMETERS` may be set (`check_network_overrides`);
-the CLI accepts any key.
+From the network (UI, API) only the keys of `NETWORK_HYPERPARAMETERS`, the typed stage settings, may be set
+(`check_network_overrides`); the CLI accepts any key.
 
 Multi-GPU and DeepSpeed are LLaMA-Factory's job: set `deepspeed=<ds_config.json>` as an override and
 FORCE_TORCHRUN=1 (plus NNODES, NPROC_PER_NODE …) in the environment; both are passed through unchanged.
 """
-
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
+from pydantic.fields import FieldInfo
 
 from llmops.errors import LLMOpsError
 from llmops.fileio import read_text_file, write_text_atomic
-from llmops.settings import parse_override
+from llmops.settings import (
+    CPTTraining,
+    DPOTraining,
+    SFTTraining,
+    StageTraining,
+    TrainSettings,
+    parse_override,
+    updated,
+)
 from llmops.workspace import Workspace
 
 FILE_STAGES = {"pt": "cpt", "sft": "sft", "dpo": "dpo"}
 PATH_KEYS = ("output_dir", "model_name_or_path", "adapter_name_or_path", "ref_model", "deepspeed")
 
 
+STAGE_TRAINING: dict[str, type[StageTraining]] = {"pt": CPTTraining, "sft": SFTTraining, "dpo": DPOTraining}
+CPT_TEMPLATE = "default"  # CPT reads plain text: no chat turns to format (spec 7.2.1)
+_LORA_KEYS = ("lora_target", "lora_rank", "lora_alpha", "lora_dropout")
+_LOGGING_KEYS = ("logging_steps", "save_steps", "seed")
+
+
 @dataclass(frozen=True)
 class Hyperparameter:
-    """A LLaMA-Factory key the network (UI, API) may set: its type, lowest value, allowed words and stages."""
+    """A key the network (UI, API) may set: a typed stage setting's type, lowest value, allowed words or
+    pattern, description and stages."""
 
     type: type[int] | type[float] | type[str]
     minimum: float = 0
     choices: tuple[str, ...] = ()
+    pattern: str = ""
+    description: str = ""
     stages: tuple[str, ...] = tuple(FILE_STAGES)
 
 
-# The only keys a config written from the network may set; paths, code and output folders are never here
-# (an operator sets them in the workspace settings or on the CLI, where any key is accepted).
-NETWORK_HYPERPARAMETERS: dict[str, Hyperparameter] = {
-    "learning_rate": Hyperparameter(float),
-    "num_train_epochs": Hyperparameter(int, 1),
-    "max_steps": Hyperparameter(int, -1),
-    "per_device_train_batch_size": Hyperparameter(int, 1),
-    "gradient_accumulation_steps": Hyperparameter(int, 1),
-    "cutoff_len": Hyperparameter(int, 1),
-    "lora_rank": Hyperparameter(int, 1),
-    "lora_alpha": Hyperparameter(int, 1),
-    "lora_dropout": Hyperparameter(float),
-    "lora_target": Hyperparameter(str),
-    "lr_scheduler_type": Hyperparameter(str, choices=("linear", "cosine", "cosine_with_restarts", "polynomial",
-                                                      "constant", "constant_with_warmup")),
-    "warmup_steps": Hyperparameter(int),
-    "warmup_ratio": Hyperparameter(float),
-    "max_grad_norm": Hyperparameter(float),
-    "weight_decay": Hyperparameter(float),
-    "logging_steps": Hyperparameter(int, 1),
-    "save_steps": Hyperparameter(int, 1),
-    "seed": Hyperparameter(int),
-    "pref_beta": Hyperparameter(float, stages=("dpo",)),
-    "pref_loss": Hyperparameter(str, choices=("sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"),
-                                stages=("dpo",)),
-    "pref_ftx": Hyperparameter(float, stages=("dpo",)),
-}
-_LORA_TARGET = re.compile(r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$")
+def _hyperparameter(info: FieldInfo, stages: tuple[str, ...]) -> Hyperparameter:
+    """The network's view of one typed field (`int | None` is an int that may be left unset)."""
+    kinds = [kind for kind in get_args(info.annotation) if kind is not type(None)]
+    kind = kinds[0] if get_origin(info.annotation) in (Union, UnionType) else info.annotation
+    choices = tuple(str(word) for word in get_args(kind)) if get_origin(kind) is Literal else ()
+    minimum = next((float(bound) for item in info.metadata for bound in (getattr(item, "ge", None),
+                                                                         getattr(item, "gt", None))
+                    if bound is not None), 0.0)
+    pattern = next((str(item.pattern) for item in info.metadata if getattr(item, "pattern", None)), "")
+    number: type[int] | type[float] | type[str] = kind if kind in (int, float) else str
+    return Hyperparameter(number, minimum, choices, pattern, info.description or "", stages)
+
+
+def _network_whitelist() -> dict[str, Hyperparameter]:
+    """Every field of the typed stage settings (`train.cpt`, `train.sft`, `train.dpo`), with its stages."""
+    stages: dict[str, list[str]] = {}
+    fields: dict[str, FieldInfo] = {}
+    for stage, section in STAGE_TRAINING.items():
+        for name, info in section.model_fields.items():
+            stages.setdefault(name, []).append(stage)
+            fields.setdefault(name, info)
+    return {name: _hyperparameter(info, tuple(stages[name])) for name, info in fields.items()}
+
+
+# The only keys a config written from the network may set: the typed stage settings, nothing else. Paths, code
+# and output folders are never here (an operator sets them in the workspace settings or on the CLI, where any
+# key is accepted).
+NETWORK_HYPERPARAMETERS: dict[str, Hyperparameter] = _network_whitelist()
 
 
 def network_hyperparameters(stage: str) -> dict[str, Hyperparameter]:
@@ -85,9 +108,9 @@ def check_network_value(stage: str, key: str, value: Any) -> int | float | str:
                           "an operator sets it in the workspace settings or on the CLI")
     if spec.type is str:
         text = str(value).strip() if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
-        valid = text in spec.choices if spec.choices else bool(_LORA_TARGET.match(text))
+        valid = text in spec.choices if spec.choices else bool(spec.pattern and re.fullmatch(spec.pattern, text))
         if not valid:
-            expected = " | ".join(spec.choices) or "module names separated by commas, or all"
+            expected = " | ".join(spec.choices) or spec.description
             raise LLMOpsError(f"{key}: {value!r} is not allowed (expected {expected})")
         return text
     number = _number(value)
@@ -117,132 +140,6 @@ def check_network_overrides(stage: str, overrides: list[str]) -> dict[str, int |
     return values
 
 
-def create_cpt_config(
-    model_name: str = "Qwen/Qwen2-1.5B",
-    dataset: str = "domain_corpus",
-    output_dir: str = "checkpoints/cpt/domain-cpt",
-    num_train_epochs: int = 1,
-    learning_rate: float = 1e-5,
-    per_device_train_batch_size: int = 2,
-    gradient_accumulation_steps: int = 8,
-    max_seq_length: int = 2048,
-    lora_r: int = 16,
-    lora_alpha: int = 32,
-) -> dict[str, Any]:
-    """CPT (stage pt) with LoRA: spec 3.1.3 parameters, 7.2.1 template."""
-    return {
-        "model_name_or_path": model_name,
-        "stage": "pt",
-        "do_train": True,
-        "dataset": dataset,
-        "dataset_dir": "data/llmops",
-        "template": "default",
-        "finetuning_type": "lora",
-        "lora_target": "all",
-        "lora_rank": lora_r,
-        "lora_alpha": lora_alpha,
-        "lora_dropout": 0.05,
-        "output_dir": output_dir,
-        "overwrite_output_dir": True,
-        "num_train_epochs": num_train_epochs,
-        "learning_rate": learning_rate,
-        "per_device_train_batch_size": per_device_train_batch_size,
-        "gradient_accumulation_steps": gradient_accumulation_steps,
-        "lr_scheduler_type": "cosine",
-        "warmup_steps": 100,
-        "logging_steps": 10,
-        "save_steps": 500,
-        "fp16": True,
-        "cutoff_len": max_seq_length,
-        "plot_loss": True,
-    }
-
-
-def create_sft_config(
-    model_name: str = "Qwen/Qwen2-1.5B",
-    dataset: str = "sft_data",
-    output_dir: str = "checkpoints/sft/sft-lora",
-    num_train_epochs: int = 3,
-    learning_rate: float = 5e-5,
-    template: str = "qwen",
-) -> dict[str, Any]:
-    """SFT with LoRA: spec 3.2.3 parameters, 7.2.2 template."""
-    return {
-        "model_name_or_path": model_name,
-        "stage": "sft",
-        "do_train": True,
-        "dataset": dataset,
-        "dataset_dir": "data/llmops",
-        "template": template,
-        "finetuning_type": "lora",
-        "lora_target": "all",
-        "lora_rank": 8,
-        "lora_alpha": 16,
-        "lora_dropout": 0.05,
-        "output_dir": output_dir,
-        "overwrite_output_dir": True,
-        "num_train_epochs": num_train_epochs,
-        "learning_rate": learning_rate,
-        "per_device_train_batch_size": 4,
-        "gradient_accumulation_steps": 4,
-        "lr_scheduler_type": "cosine",
-        "logging_steps": 10,
-        "fp16": True,
-        "cutoff_len": 1024,
-        "plot_loss": True,
-    }
-
-
-def create_dpo_config(
-    model_name: str = "Qwen/Qwen2-1.5B",
-    adapter_path: str | None = "checkpoints/sft/sft-lora",
-    dataset: str = "prefs",
-    output_dir: str = "checkpoints/dpo/dpo-lora",
-    num_train_epochs: int = 1,
-    learning_rate: float = 5e-6,
-    pref_beta: float = 0.1,
-) -> dict[str, Any]:
-    """DPO with a LoRA: spec 3.3.3 parameters, 7.2.3 template and appendix A (pref_ftx, grad clipping).
-
-    With `adapter_path=None` a new LoRA is trained on `model_name` (a merged chat model), and
-    LLaMA-Factory's reference model is `model_name` itself (the policy with its adapter disabled).
-    With an adapter, that adapter is resumed and the reference becomes the model *without* it.
-    """
-    config: dict[str, Any] = {"model_name_or_path": model_name}
-    if adapter_path:
-        config["adapter_name_or_path"] = adapter_path
-    config.update({
-        "stage": "dpo",
-        "do_train": True,
-        "dataset": dataset,
-        "dataset_dir": "data/llmops",
-        "template": "qwen",
-        "finetuning_type": "lora",
-        "lora_target": "all",
-        "lora_rank": 8,
-        "lora_alpha": 16,
-        "lora_dropout": 0.05,
-        "output_dir": output_dir,
-        "overwrite_output_dir": True,
-        "num_train_epochs": num_train_epochs,
-        "learning_rate": learning_rate,
-        "per_device_train_batch_size": 2,
-        "gradient_accumulation_steps": 8,
-        "lr_scheduler_type": "cosine",
-        "warmup_steps": 100,
-        "max_grad_norm": 1.0,
-        "pref_beta": pref_beta,
-        "pref_loss": "sigmoid",
-        "pref_ftx": 0.0,
-        "logging_steps": 10,
-        "save_steps": 100,
-        "fp16": True,
-        "cutoff_len": 1024,
-        "plot_loss": True,
-    })
-    return config
-
-
 @dataclass(frozen=True)
 class Validation:
     """A validation split with eval_loss and optional early stopping (spec 9.2.2)."""
@@ -264,6 +161,117 @@ def with_validation(config: dict[str, Any], val_size: float = 0.1, patience: int
         result.update(early_stopping_steps=patience, load_best_model_at_end=True, metric_for_best_model="eval_loss",
                       save_strategy="steps", save_steps=steps)
     return result
+
+
+def stage_training(train: TrainSettings, stage: str) -> StageTraining:
+    """The typed hyperparameters of `stage` (pt | sft | dpo): `train.cpt`, `train.sft` or `train.dpo`."""
+    if stage not in STAGE_TRAINING:
+        raise LLMOpsError(f"stage {stage!r}: not one of {', '.join(STAGE_TRAINING)}")
+    return {"pt": train.cpt, "sft": train.sft, "dpo": train.dpo}[stage]
+
+
+def typed_overrides(section: StageTraining, overrides: Sequence[str],
+                    source: str = "override") -> tuple[StageTraining, list[str]]:
+    """`section` with the overrides of its own keys, checked like the settings file (errors name `source` and
+    the key), and the other overrides, LLaMA-Factory keys (`key=` removes a key from the config)."""
+    typed: dict[str, Any] = {}
+    rest: list[str] = []
+    for text in overrides:
+        path, value = parse_override(text)
+        key = ".".join(path)
+        if key in type(section).model_fields and value != "":
+            typed[key] = _number(value)
+        else:
+            rest.append(text)
+    return updated(section, source, **typed), rest
+
+
+def stage_config(stage: str, train: TrainSettings, dataset: str, model: str, output_dir: str,
+                 overrides: Sequence[str] = (), validation: Validation | None = None,
+                 adapter: str | None = None) -> dict[str, Any]:
+    """The LLaMA-Factory config of `stage` (pt | sft | dpo) training `model` on `dataset` into `output_dir`,
+    from the stage's typed settings with `overrides` on top (see the module doc). A full fine-tune has no LoRA
+    keys; an unset setting is left out; `adapter` resumes a LoRA adapter (the spec's DPO, not the pipeline's)."""
+    section, rest = typed_overrides(stage_training(train, stage), overrides)
+    values = {key: value for key, value in section.model_dump().items() if value is not None}
+    if not values.get("max_steps"):
+        values.pop("max_steps", None)
+    finetuning = values.pop("finetuning_type")
+    lora = {key: values.pop(key) for key in _LORA_KEYS}
+    logging = {key: values.pop(key) for key in _LOGGING_KEYS if key in values}
+    cutoff_len = values.pop("cutoff_len")
+    config: dict[str, Any] = {"model_name_or_path": model}
+    if adapter:
+        config["adapter_name_or_path"] = adapter
+    config.update(stage=stage, do_train=True, dataset=dataset, dataset_dir="data/llmops",
+                  template=CPT_TEMPLATE if stage == "pt" else train.template, finetuning_type=finetuning)
+    if finetuning == "lora":
+        config.update(lora)
+    config.update(output_dir=output_dir, overwrite_output_dir=True, **values, **logging, fp16=True,
+                  cutoff_len=cutoff_len, plot_loss=True, trust_remote_code=False)
+    if validation is not None:
+        config = with_validation(config, validation.val_size, validation.patience, validation.eval_steps)
+    return apply_config_overrides(config, rest)
+
+
+def with_stage_values(train: TrainSettings, stage: str, source: str, **values: Any) -> TrainSettings:
+    """`train` with `values` in the stage's typed section, checked like the settings (errors name `source`)."""
+    section = updated(stage_training(train, stage), source, **values)
+    return updated(train, source, **{FILE_STAGES[stage]: section})
+
+
+def create_cpt_config(
+    model_name: str = "Qwen/Qwen2-1.5B",
+    dataset: str = "domain_corpus",
+    output_dir: str = "checkpoints/cpt/domain-cpt",
+    num_train_epochs: int = 1,
+    learning_rate: float = 1e-5,
+    per_device_train_batch_size: int = 2,
+    gradient_accumulation_steps: int = 8,
+    max_seq_length: int = 2048,
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+) -> dict[str, Any]:
+    """CPT (stage pt) with LoRA: spec 3.1.3's builder (`stage_config` with these settings)."""
+    train = with_stage_values(TrainSettings(), "pt", "config", num_train_epochs=num_train_epochs,
+                              learning_rate=learning_rate, per_device_train_batch_size=per_device_train_batch_size,
+                              gradient_accumulation_steps=gradient_accumulation_steps, cutoff_len=max_seq_length,
+                              lora_rank=lora_r, lora_alpha=lora_alpha)
+    return stage_config("pt", train, dataset, model_name, output_dir)
+
+
+def create_sft_config(
+    model_name: str = "Qwen/Qwen2-1.5B",
+    dataset: str = "sft_data",
+    output_dir: str = "checkpoints/sft/sft-lora",
+    num_train_epochs: int = 3,
+    learning_rate: float = 5e-5,
+    template: str = "qwen",
+) -> dict[str, Any]:
+    """SFT with LoRA: spec 3.2.3's builder (`stage_config` with these settings)."""
+    train = with_stage_values(TrainSettings(template=template), "sft", "config", num_train_epochs=num_train_epochs,
+                              learning_rate=learning_rate)
+    return stage_config("sft", train, dataset, model_name, output_dir)
+
+
+def create_dpo_config(
+    model_name: str = "Qwen/Qwen2-1.5B",
+    adapter_path: str | None = None,
+    dataset: str = "prefs",
+    output_dir: str = "checkpoints/dpo/dpo-lora",
+    num_train_epochs: int = 1,
+    learning_rate: float = 5e-6,
+    pref_beta: float = 0.1,
+) -> dict[str, Any]:
+    """DPO with a LoRA: spec 3.3.3's builder (`stage_config` with these settings).
+
+    Without `adapter_path` a new LoRA is trained on `model_name` (a merged chat model), and LLaMA-Factory's
+    reference model is `model_name` itself (the policy with its adapter disabled). With an adapter, that
+    adapter is resumed and the reference becomes the model *without* it.
+    """
+    train = with_stage_values(TrainSettings(), "dpo", "config", num_train_epochs=num_train_epochs,
+                              learning_rate=learning_rate, pref_beta=pref_beta)
+    return stage_config("dpo", train, dataset, model_name, output_dir, adapter=adapter_path)
 
 
 def config_yaml(config: dict[str, Any]) -> str:
@@ -335,13 +343,17 @@ def place_config(
 
 
 def write_config(
-    workspace: Workspace, config: dict[str, Any], overrides: list[str] | None = None, cuda: bool | None = None
+    workspace: Workspace, config: dict[str, Any], overrides: list[str] | None = None, cuda: bool | None = None,
+    validate: bool = False,
 ) -> WrittenConfig:
-    """Place the config in the workspace and write it to configs/llmops/<stage>_config_<timestamp>.yaml."""
+    """Place the config in the workspace and write it to configs/llmops/<stage>_config_<timestamp>.yaml;
+    with `validate`, only once LLaMA-Factory's parser accepts it (`validate_config`)."""
     placed, notes = place_config(workspace, config, overrides, cuda)
     stage = str(placed.get("stage", ""))
     if stage not in FILE_STAGES:
         raise LLMOpsError(f"config: stage: {stage!r} is not one of {', '.join(FILE_STAGES)}")
+    if validate:
+        validate_config(placed, f"{FILE_STAGES[stage]} config")
     stamp = time.strftime("%Y%m%d_%H%M%S")
     path = workspace.configs_dir / f"{FILE_STAGES[stage]}_config_{stamp}.yaml"
     counter = 1
@@ -365,13 +377,16 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def validate_config(config: dict[str, Any], source: str = "config") -> None:
-    """Check every key and value with LLaMA-Factory's own argument parser (unknown keys, wrong types)."""
-    from llamafactory.hparams.parser import _TRAIN_ARGS
-    from transformers import HfArgumentParser
+    """Check a config with LLaMA-Factory's own argument parser, the one `llamafactory-cli train` runs first:
+    unknown keys (named), and the checks of its argument classes (e.g. a missing model, a DeepSpeed file
+    without DeepSpeed). Not `get_train_args`: its further checks are about the launch (more than one GPU or
+    DeepSpeed need torchrun, which llamafactory-cli starts) and it reseeds the calling process's RNGs.
+    Cost: the first call imports LLaMA-Factory's arguments (~2.5 s beside torch), then ~5 ms a config."""
+    from llamafactory.hparams.parser import _parse_train_args
 
     try:
-        HfArgumentParser(_TRAIN_ARGS).parse_dict(config, allow_extra_keys=False)
-    except (ValueError, TypeError) as exc:
+        _parse_train_args(dict(config))
+    except (ValueError, TypeError, ImportError) as exc:
         raise LLMOpsError(f"{source}: rejected by LLaMA-Factory: {exc}") from exc
 
 

@@ -2,32 +2,38 @@
 
 A request names a registered dataset of the stage's kind and a model by name (`base`, the settings' base
 model, or a registered version with local weights, resolved here), plus whitelisted hyperparameters
-(`configs.NETWORK_HYPERPARAMETERS`). The output folder is derived under `checkpoints/<stage>/`, the template
-comes from the settings and `trust_remote_code` is always off. Only configs inside `configs/llmops/` can be
-started, and only when their output and dataset folders are the workspace's.
+(`configs.NETWORK_HYPERPARAMETERS`: the typed stage settings, whose values in the workspace settings are the
+defaults). The config is the CLI's (`train.pipeline.plan_stage`): the output folder is derived under
+`checkpoints/<stage>/`, the template comes from the settings and `trust_remote_code` is off. Only configs
+inside `configs/llmops/` can be started, and only when their output and dataset folders are the workspace's;
+a started config runs the CLI's pipeline (train → merge → register).
 """
 
+import queue
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from llmops.data.registry import list_datasets, read_dataset_info
 from llmops.errors import LLMOpsError
 from llmops.models import registry
+from llmops.models.registry import ModelVersion
+from llmops.settings import TrainSettings
 from llmops.train.configs import (
     FILE_STAGES,
     WrittenConfig,
     check_network_hyperparameters,
     check_network_overrides,
-    create_cpt_config,
-    create_dpo_config,
-    create_sft_config,
-    network_hyperparameters,
     read_config,
+    stage_training,
+    with_stage_values,
     write_config,
 )
-from llmops.train.pipeline import training_base
+from llmops.train.pipeline import StagePlan, make_plan, model_ref, plan_stage, run_plan, training_base
 from llmops.train.runner import LLaMAFactoryTrainer
+from llmops.train.runs import RunStatus
 from llmops.workspace import Workspace
 
 BASE_MODEL = "base"
@@ -50,13 +56,13 @@ def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
     return choices
 
 
-def model_path(workspace: Workspace, name: str) -> str:
-    """The model folder (or hub id) of a choice of `model_choices`; any other name is refused."""
+def model_version(workspace: Workspace, name: str) -> ModelVersion | None:
+    """The registered version of a choice of `model_choices` (None: the base model); any other name is refused."""
     if name == BASE_MODEL:
-        return workspace.settings.train.base_model
+        return None
     if name not in {value for _, value in model_choices(workspace)}:
         raise LLMOpsError(f"model {name!r}: not the base model nor a registered version with local weights")
-    return str(training_base(workspace, registry.get_version(workspace, name)))
+    return registry.get_version(workspace, name)
 
 
 def output_dir(workspace: Workspace, stage: str) -> Path:
@@ -70,42 +76,39 @@ def output_dir(workspace: Workspace, stage: str) -> Path:
     return workspace.confine(path, folder)
 
 
-def _stage_config(stage: str, model: str, dataset: str, output: str) -> dict[str, Any]:
-    if stage == "pt":
-        return create_cpt_config(model_name=model, dataset=dataset, output_dir=output)
-    if stage == "sft":
-        return create_sft_config(model_name=model, dataset=dataset, output_dir=output)
-    return create_dpo_config(model_name=model, adapter_path=None, dataset=dataset, output_dir=output)
+def default_hyperparameters(workspace: Workspace, stage: str) -> dict[str, Any]:
+    """The workspace's typed settings of the stage (`train.cpt`, `train.sft`, `train.dpo`; None: unset)."""
+    return stage_training(workspace.settings.train, stage).model_dump()
 
 
-def default_hyperparameters(stage: str) -> dict[str, Any]:
-    """The builder's values of the stage's whitelisted keys (None where the builder sets none)."""
-    config = _stage_config(stage, "", "", "")
-    return {key: config.get(key) for key in network_hyperparameters(stage)}
+def network_settings(workspace: Workspace, stage: str, hyperparameters: dict[str, Any],
+                     overrides: list[str]) -> TrainSettings:
+    """The workspace's train settings with the request's whitelisted, checked values in the stage's section."""
+    values = check_network_hyperparameters(stage, hyperparameters)
+    values.update(check_network_overrides(stage, overrides))
+    return with_stage_values(workspace.settings.train, stage, "hyperparameters", **values)
 
 
 def write_network_config(workspace: Workspace, stage: str, dataset: str, model: str,
                          hyperparameters: dict[str, Any], overrides: list[str] | None = None,
                          cuda: bool | None = None) -> WrittenConfig:
-    """Check a request from the network and write its config to configs/llmops/ (see the module doc)."""
+    """Check a request from the network and write its config to configs/llmops/ (see the module doc), once
+    LLaMA-Factory's parser accepts it."""
     if stage not in FILE_STAGES:
         raise LLMOpsError(f"stage {stage!r}: not one of {', '.join(FILE_STAGES)}")
-    values = check_network_hyperparameters(stage, hyperparameters)
-    values.update(check_network_overrides(stage, overrides or []))
+    train = network_settings(workspace, stage, hyperparameters, overrides or [])
     if dataset not in dataset_choices(workspace, stage):
         known = ", ".join(dataset_choices(workspace, stage)) or "none"
         raise LLMOpsError(f"dataset {dataset!r}: not a registered {stage} dataset (registered: {known})")
-    config = _stage_config(stage, model_path(workspace, model), dataset, str(output_dir(workspace, stage)))
-    config.update(values, template=workspace.settings.train.template, trust_remote_code=False)
-    return write_config(workspace, config, cuda=cuda)
+    plan = plan_stage(workspace, stage, dataset, model_version(workspace, model), train=train,
+                      output_dir=str(output_dir(workspace, stage)))
+    return write_config(workspace, plan.config, cuda=cuda, validate=True)
 
 
-def start_network_config(trainer: LLaMAFactoryTrainer, path: str) -> str:
-    """Start a config of configs/llmops/ (relative to it, or absolute inside it); returns the run id.
-
-    Refused: any other file, a config with trust_remote_code, an output_dir outside checkpoints/ or a
-    dataset_dir other than the workspace's data/llmops."""
-    workspace = trainer.workspace
+def network_plan(workspace: Workspace, path: str) -> tuple[Path, StagePlan]:
+    """The plan of a config of configs/llmops/ (relative to it, or absolute inside it), as written by
+    `write_network_config`. Refused: any other file, a config with trust_remote_code, an output_dir outside
+    checkpoints/, a dataset_dir other than the workspace's data/llmops, or a model that is not a choice."""
     if not path.strip():
         raise LLMOpsError("config: generate a config first")
     config_path = workspace.confine(path.strip(), workspace.configs_dir)
@@ -118,7 +121,57 @@ def start_network_config(trainer: LLaMAFactoryTrainer, path: str) -> str:
         raise LLMOpsError(f"{config_path}: output_dir: must be a folder inside {workspace.checkpoints_dir}")
     if _folder(workspace, config_path, config, "dataset_dir", workspace.data_dir) != Path("."):
         raise LLMOpsError(f"{config_path}: dataset_dir: must be {workspace.data_dir}")
-    return trainer.start_training(config_path)
+    stage, model = str(config.get("stage", "")), str(config.get("model_name_or_path", ""))
+    if stage not in FILE_STAGES:
+        raise LLMOpsError(f"{config_path}: stage: {stage!r} is not one of {', '.join(FILE_STAGES)}")
+    return config_path, make_plan(stage, _trained_on(workspace, config_path, model), model,
+                                  str(config.get("dataset", "")), config)
+
+
+def _trained_on(workspace: Workspace, config_path: Path, model: str) -> ModelVersion | None:
+    """The choice of `model_choices` whose model a config trains on (None: the base model)."""
+    for _, name in model_choices(workspace):
+        version = model_version(workspace, name)
+        if model == (str(training_base(workspace, version)) if version else
+                     model_ref(workspace.settings.train.base_model)):
+            return version
+    raise LLMOpsError(f"{config_path}: model_name_or_path: {model!r} is not the base model nor a registered "
+                      "version with local weights")
+
+
+def start_network_config(trainer: LLaMAFactoryTrainer, path: str,
+                         on_outcome: Callable[[str, str], None] | None = None) -> str:
+    """Start a config of configs/llmops/ (`network_plan`) on the CLI's path, `train.pipeline.run_plan`: in a
+    worker thread of this process, which starts the `llamafactory-cli train` subprocess (nothing trains
+    here), waits for it, merges and registers the version with its lineage. Returns the run id once the
+    subprocess runs; `on_outcome(run_id, text)` hears what became of it (registered or why not)."""
+    config_path, plan = network_plan(trainer.workspace, path)
+    started: queue.SimpleQueue[str | Exception] = queue.SimpleQueue()
+
+    def work() -> None:
+        run_id = ""
+
+        def progress(_label: str, status: RunStatus) -> None:
+            nonlocal run_id
+            if not run_id:
+                run_id = status.id
+                started.put(run_id)
+
+        try:
+            outcome = f"registered {run_plan(trainer.workspace, plan, progress, config_path).name}"
+        except Exception as exc:  # reported to the caller, or through on_outcome once the run started
+            if not run_id:
+                started.put(exc)
+                return
+            outcome = f"nothing registered: {exc}"
+        if on_outcome is not None:
+            on_outcome(run_id, outcome)
+
+    threading.Thread(target=work, name=f"llmops-train-{config_path.stem}", daemon=True).start()
+    result = started.get()
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _folder(workspace: Workspace, config_path: Path, config: dict[str, Any], key: str, folder: Path) -> Path:

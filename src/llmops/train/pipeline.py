@@ -1,13 +1,16 @@
 """Stage chaining: CPT → merge → completion vN.0; SFT → merge → chat vN.0; DPO → chat vN.M (a LoRA).
 
-Every stage trains a LoRA with LLaMA-Factory. CPT and SFT adapters are merged (`llamafactory-cli export`)
-so the next stage starts from a full model. DPO trains a *new* LoRA on the merged parent chat model and
-resumes no adapter, so LLaMA-Factory's reference model (the policy with its adapter disabled, see
+One path for the CLI, the UI, the loop and the demo: `plan_stage` renders the stage's config from the typed
+settings (`train.cpt`, `train.sft`, `train.dpo`, with `key=value` overrides on top) and `run_plan` trains it,
+merges and registers the result with its lineage. By default every stage trains a LoRA with LLaMA-Factory;
+CPT and SFT adapters are merged (`llamafactory-cli export`) so the next stage starts from a full model
+(`finetuning_type: full` trains the full model directly). DPO trains a *new* LoRA on the merged parent chat
+model and resumes no adapter, so LLaMA-Factory's reference model (the policy with its adapter disabled, see
 `train/trainer_utils.py::create_ref_model`) is exactly the parent chat model. Nothing is registered
 unless the run and the merge succeed.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,8 @@ from llmops.data.registry import data_file, file_sha256, get_dataset, read_datas
 from llmops.errors import LLMOpsError
 from llmops.models import registry
 from llmops.models.registry import ModelVersion
-from llmops.train.configs import Validation, create_cpt_config, create_dpo_config, create_sft_config, with_validation
+from llmops.settings import TrainSettings
+from llmops.train.configs import FILE_STAGES, Validation, stage_config
 from llmops.train.export import merge_adapter
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.train.runs import RunStatus
@@ -54,13 +58,12 @@ def dataset_lineage(workspace: Workspace, dataset: str) -> list[dict[str, Any]]:
     return lineage
 
 
-def run_stage(workspace: Workspace, label: str, config: dict[str, Any], overrides: list[str],
-              on_progress: ProgressCallback | None = None, validation: Validation | None = None) -> StageRun:
-    """Train one config to the end; a run that does not succeed raises LLMOpsError with its diagnosis."""
-    if validation is not None:
-        config = with_validation(config, validation.val_size, validation.patience, validation.eval_steps)
+def run_stage(workspace: Workspace, label: str, config: dict[str, Any] | Path,
+              on_progress: ProgressCallback | None = None) -> StageRun:
+    """Train one config (a dict, or a file run as it is) to the end; a run that does not succeed raises
+    LLMOpsError with its diagnosis. The config passes LLaMA-Factory's parser before anything starts."""
     trainer = LLaMAFactoryTrainer(workspace)
-    run_id = trainer.start_training(config, overrides)
+    run_id = trainer.start_training(config)
     try:
         status = trainer.wait(run_id, (lambda s: on_progress(label, s)) if on_progress else None)
     except KeyboardInterrupt:
@@ -69,10 +72,6 @@ def run_stage(workspace: Workspace, label: str, config: dict[str, Any], override
     if status.status != "succeeded":
         raise LLMOpsError(f"{label} run {run_id} {status.status}: {status.error}")
     return StageRun(status, status.config_path)
-
-
-def _merged_path(workspace: Workspace, name: str) -> Path:
-    return workspace.models_dir / name
 
 
 def training_base(workspace: Workspace, version: ModelVersion) -> Path:
@@ -90,44 +89,86 @@ def _merged_model_of(workspace: Workspace, version: ModelVersion) -> str:
     return str(target)
 
 
-def _model_ref(model: str) -> str:
+def model_ref(model: str) -> str:
     """A local model folder as an absolute path; a hub id unchanged."""
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else model
 
 
+@dataclass(frozen=True)
+class StagePlan:
+    """A stage's run before it starts: the model it trains on, its parent version, dataset and config."""
+
+    stage: str  # pt | sft | dpo
+    parent: ModelVersion | None
+    base: str
+    dataset: str
+    config: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return "completion" if self.stage == "pt" else "chat"
+
+
+def _next_name(workspace: Workspace, stage: str) -> str:
+    """The version a stage registers next: completion|chat vN+1.0 for CPT and SFT, chat vN.M+1 for DPO."""
+    kind = "completion" if stage == "pt" else "chat"
+    return f"{kind}-{registry.next_version(workspace, kind, major=stage != 'dpo')}"
+
+
+def plan_stage(workspace: Workspace, stage: str, dataset: str, parent: ModelVersion | None = None,
+               base_model: str | None = None, overrides: Sequence[str] = (), validation: Validation | None = None,
+               train: TrainSettings | None = None, output_dir: str | None = None) -> StagePlan:
+    """What `stage` trains: on `parent`'s full model (else `base_model`, else train.base_model), rendered by
+    `stage_config` from `train` (default: the workspace's typed settings) with `overrides` on top, into
+    `output_dir` (default: checkpoints/<cpt|sft|dpo>/<the next version>). DPO needs a chat parent."""
+    base = str(training_base(workspace, parent)) if parent else model_ref(
+        base_model or workspace.settings.train.base_model)
+    output = output_dir or f"checkpoints/{FILE_STAGES[stage]}/{_next_name(workspace, stage)}"
+    config = stage_config(stage, train or workspace.settings.train, dataset, base, output, overrides, validation)
+    return make_plan(stage, parent, base, dataset, config)
+
+
+def make_plan(stage: str, parent: ModelVersion | None, base: str, dataset: str,
+              config: dict[str, Any]) -> StagePlan:
+    """A stage's plan; refused for DPO without a chat parent (the parent is DPO's reference model)."""
+    if stage == "dpo" and (parent is None or parent.kind != "chat"):
+        raise LLMOpsError(f"model {parent.name if parent else 'base'}: DPO needs a chat model as parent")
+    return StagePlan(stage, parent, base, dataset, config)
+
+
+def run_plan(workspace: Workspace, plan: StagePlan, on_progress: ProgressCallback | None = None,
+             config_path: Path | None = None) -> ModelVersion:
+    """Train a plan (its config, or `config_path` holding it) and register the result with its lineage:
+    a LoRA of CPT or SFT merged into models/<name>, a DPO LoRA as an adapter, a full fine-tune as it is."""
+    if plan.parent is not None:
+        _merged_model_of(workspace, plan.parent)
+    lineage = dataset_lineage(workspace, plan.dataset)
+    stage = run_stage(workspace, FILE_STAGES[plan.stage], config_path or plan.config, on_progress)
+    name = _next_name(workspace, plan.stage)
+    path, merged = stage.run.output_dir, plan.config.get("finetuning_type") == "full"
+    if not merged and plan.stage != "dpo":
+        path, merged = str(merge_adapter(workspace, plan.base, stage.run.output_dir, workspace.models_dir / name)), True
+    return registry.register_version(
+        workspace, kind=plan.kind, stage=plan.stage, parent=plan.parent.name if plan.parent else None,
+        base_model=plan.base, path=path, merged=merged, datasets=lineage, config_path=stage.config_path,
+        run_id=stage.run.id, metrics=stage.run.metrics, version=name.split("-", 1)[1],
+    )
+
+
 def train_cpt(workspace: Workspace, dataset: str, base_model: str | None = None, overrides: list[str] | None = None,
               on_progress: ProgressCallback | None = None, validation: Validation | None = None) -> ModelVersion:
-    """CPT LoRA on the base, merged into the completion model vN.0."""
-    base = _model_ref(base_model or workspace.settings.train.base_model)
-    lineage = dataset_lineage(workspace, dataset)
-    name = f"completion-{registry.next_version(workspace, 'completion', major=True)}"
-    config = create_cpt_config(model_name=base, dataset=dataset, output_dir=f"checkpoints/cpt/{name}")
-    stage = run_stage(workspace, "cpt", config, overrides or [], on_progress, validation)
-    merged = merge_adapter(workspace, base, stage.run.output_dir, _merged_path(workspace, name))
-    return registry.register_version(
-        workspace, kind="completion", stage="pt", parent=None, base_model=base, path=str(merged), merged=True,
-        datasets=lineage, config_path=stage.config_path, run_id=stage.run.id, metrics=stage.run.metrics,
-        version=name.split("-", 1)[1],
-    )
+    """CPT on the base (a LoRA merged into it, or a full fine-tune): completion vN.0."""
+    plan = plan_stage(workspace, "pt", dataset, None, base_model, overrides or [], validation)
+    return run_plan(workspace, plan, on_progress)
 
 
 def train_sft(workspace: Workspace, dataset: str, parent: str | None = None, overrides: list[str] | None = None,
               on_progress: ProgressCallback | None = None, validation: Validation | None = None) -> ModelVersion:
-    """SFT LoRA on a completion version (or the raw base when `parent` is None), merged into chat vN.0."""
+    """SFT on a completion version (or the raw base when `parent` is None): chat vN.0."""
     source = registry.resolve(workspace, parent) if parent else None
-    base = _merged_model_of(workspace, source) if source else _model_ref(workspace.settings.train.base_model)
-    lineage = dataset_lineage(workspace, dataset)
-    name = f"chat-{registry.next_version(workspace, 'chat', major=True)}"
-    config = create_sft_config(model_name=base, dataset=dataset, output_dir=f"checkpoints/sft/{name}",
-                               template=workspace.settings.train.template)
-    stage = run_stage(workspace, "sft", config, overrides or [], on_progress, validation)
-    merged = merge_adapter(workspace, base, stage.run.output_dir, _merged_path(workspace, name))
-    return registry.register_version(
-        workspace, kind="chat", stage="sft", parent=source.name if source else None, base_model=base,
-        path=str(merged), merged=True, datasets=lineage, config_path=stage.config_path, run_id=stage.run.id,
-        metrics=stage.run.metrics, version=name.split("-", 1)[1],
-    )
+    plan = plan_stage(workspace, "sft", dataset, source, None, overrides or [], validation)
+    return run_plan(workspace, plan, on_progress)
 
 
 def train_dpo(workspace: Workspace, dataset: str, parent: str, overrides: list[str] | None = None,
@@ -136,21 +177,9 @@ def train_dpo(workspace: Workspace, dataset: str, parent: str, overrides: list[s
 
     `parent` may be a version name or an alias (e.g. production). The reference model is the parent.
     """
-    source = registry.resolve(workspace, parent)
-    if source.kind != "chat":
-        raise LLMOpsError(f"model {source.name}: DPO needs a chat model as parent")
-    base = _merged_model_of(workspace, source)
-    lineage = dataset_lineage(workspace, dataset)
-    name = f"chat-{registry.next_version(workspace, 'chat', major=False)}"
-    config = create_dpo_config(model_name=base, adapter_path=None, dataset=dataset,
-                               output_dir=f"checkpoints/dpo/{name}")
-    config["template"] = workspace.settings.train.template
-    stage = run_stage(workspace, "dpo", config, overrides or [], on_progress, validation)
-    return registry.register_version(
-        workspace, kind="chat", stage="dpo", parent=source.name, base_model=base, path=stage.run.output_dir,
-        merged=False, datasets=lineage, config_path=stage.config_path, run_id=stage.run.id,
-        metrics=stage.run.metrics, version=name.split("-", 1)[1],
-    )
+    plan = plan_stage(workspace, "dpo", dataset, registry.resolve(workspace, parent), None, overrides or [],
+                      validation)
+    return run_plan(workspace, plan, on_progress)
 
 
 def train_offline(workspace: Workspace, cpt_dataset: str, sft_dataset: str, base_model: str | None = None,

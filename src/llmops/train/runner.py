@@ -20,9 +20,9 @@ from typing import Any
 from llmops.errors import LLMOpsError
 from llmops.settings import save_settings
 from llmops.train import runs
-from llmops.train.configs import FILE_STAGES, read_config, write_config
+from llmops.train.configs import FILE_STAGES, read_config, validate_config, write_config
 from llmops.train.runs import RunStatus
-from llmops.workspace import Workspace
+from llmops.workspace import Workspace, current_workspace
 
 
 def llamafactory_command(workspace: Workspace) -> str:
@@ -60,19 +60,26 @@ def _new_run_id(stage: str) -> str:
 
 
 class LLaMAFactoryTrainer:
-    """Start, follow and stop LLaMA-Factory training runs of one workspace."""
+    """Start, follow and stop LLaMA-Factory training runs of one workspace (default: the current folder's).
 
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
+    `get_status()` and `stop_training()` without a run id act on the current run: the one this trainer started
+    last, else the workspace's newest running run, else its newest run."""
+
+    def __init__(self, workspace: Workspace | None = None) -> None:
+        self.workspace = workspace or current_workspace()
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._started: str | None = None
 
-    def start_training(self, config: dict[str, Any] | Path, overrides: list[str] | None = None) -> str:
-        """Start a run from a config dict (placed and written first) or a config file; returns the run id."""
+    def start_training(self, config: dict[str, Any] | Path | str, overrides: list[str] | None = None) -> str:
+        """Start a run from a config dict (placed and written first) or a config file; returns the run id.
+        Nothing runs unless LLaMA-Factory's parser accepts the config (`validate_config`: a typo is named)."""
+        config = Path(config) if isinstance(config, str) else config
         if isinstance(config, Path) and not overrides:
             config_path, placed = config.resolve(), read_config(config)
+            validate_config(placed, str(config_path))
         else:
             source = read_config(config) if isinstance(config, Path) else config
-            written = write_config(self.workspace, source, overrides)
+            written = write_config(self.workspace, source, overrides, validate=True)
             config_path, placed = written.path, written.config
         stage = str(placed.get("stage", ""))
         run_id = _new_run_id(stage)
@@ -90,11 +97,24 @@ class LLaMAFactoryTrainer:
                 start_new_session=True,
             )
         self._children[run_id] = process
+        self._started = run_id
         runs.set_pid(self.workspace, run_id, process.pid)
         return run_id
 
-    def get_status(self, run_id: str) -> RunStatus:
-        """The run's state and latest progress; a run whose process is gone is finished here."""
+    def current_run(self) -> str:
+        """The id of the current run (see the class); LLMOpsError when the workspace has none."""
+        if self._started is not None:
+            return self._started
+        known = self.list_runs()
+        if not known:
+            raise LLMOpsError(f"{self.workspace.runs_dir}: no training run yet (start one with start_training)")
+        running = [run for run in known if not run.finished]
+        return (running or known)[-1].id
+
+    def get_status(self, run_id: str | None = None) -> RunStatus:
+        """The run's state and latest progress (default: the current run's); a run whose process is gone is
+        finished here."""
+        run_id = run_id or self.current_run()
         status = runs.read_run(self.workspace, run_id)
         if status.finished or status.pid is None:
             return status
@@ -123,8 +143,10 @@ class LLaMAFactoryTrainer:
             time.sleep(0.2)
         return self.get_status(run_id).finished
 
-    def stop_training(self, run_id: str, grace_s: float | None = None) -> RunStatus:
-        """Stop a run: SIGINT, then SIGTERM, then SIGKILL to its process group; it ends `stopped`."""
+    def stop_training(self, run_id: str | None = None, grace_s: float | None = None) -> RunStatus:
+        """Stop a run (default: the current one): SIGINT, then SIGTERM, then SIGKILL to its process group; it
+        ends `stopped`."""
+        run_id = run_id or self.current_run()
         status = self.get_status(run_id)
         if status.finished:
             return status
@@ -159,3 +181,8 @@ class LLaMAFactoryTrainer:
 
     def list_runs(self) -> list[RunStatus]:
         return runs.list_runs(self.workspace)
+
+
+def get_trainer(workspace: Workspace | None = None) -> LLaMAFactoryTrainer:
+    """Spec appendix B's entry point: the trainer of `workspace` (default: the current folder's)."""
+    return LLaMAFactoryTrainer(workspace)

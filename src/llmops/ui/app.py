@@ -6,24 +6,26 @@ reload shows a running training's live status again. Actions call the library (o
 the gateway's routes).
 
 Sign-in: Gradio's own login (user `admin` with the admin token, or a user of `auth.users`) guards the page,
-and `SignInGuard` every other route under /ui. With `auth.open_arena` the arena tab alone is also served,
-without sign-in, at /arena. `OriginGuard` keeps foreign origins off /ui, /arena and the admin routes.
+and `SignInGuard` every other route under /ui; failed sign-ins go through the gateway's `SignInLimiter`. With
+`auth.open_arena` the arena tab alone is also served, without sign-in, at /arena. `OriginGuard` keeps foreign
+origins and `HostGuard` foreign Host names off /ui, /arena and the admin routes. Both Blocks are marked launched,
+so Gradio takes file inputs only from its upload folder (see `_mount`).
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
 
 import gradio as gr
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from gradio.routes import App as GradioApp
 from starlette.routing import Mount
 
-from llmops.auth import verify_user
+from llmops.auth import SignInLimiter, TooManyFailures, sign_in
 from llmops.errors import LLMOpsError
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.ui import arena_tab, data_tab, models_tab, monitor_tab, train_tab
 from llmops.ui.gateway_client import GatewayClient
-from llmops.ui.guard import OriginGuard, SignInGuard, login_page, no_uploads
+from llmops.ui.guard import HostGuard, OriginGuard, SignInGuard, allowed_hosts, login_page, no_uploads
 from llmops.ui.section import Section
 from llmops.workspace import Workspace
 
@@ -84,9 +86,14 @@ def build_arena(workspace: Workspace, gateway: FastAPI) -> gr.Blocks:
     return page
 
 
-def _sign_in(workspace: Workspace) -> Callable[[str, str], Awaitable[bool]]:
+def _sign_in(workspace: Workspace, limiter: SignInLimiter) -> Callable[[str, str], Awaitable[bool]]:
+    """Gradio's login check; a locked-out user gets 429 (Gradio's login route lets the HTTPException through)."""
+
     async def check(user: str, password: str) -> bool:
-        return await asyncio.to_thread(verify_user, workspace, user, password)
+        try:
+            return await asyncio.to_thread(sign_in, workspace, limiter, user, password)
+        except TooManyFailures as exc:
+            raise HTTPException(429, str(exc), {"Retry-After": str(exc.retry_after_s)}) from exc
 
     return check
 
@@ -98,18 +105,30 @@ def _gradio_at(app: FastAPI, path: str) -> GradioApp:
     raise LLMOpsError(f"{path}: no Gradio app is mounted there")
 
 
-def mount_ui(app: FastAPI, workspace: Workspace, path: str = UI_PATH) -> FastAPI:
-    """Mount the UI at `path` (default /ui) of the gateway `app` behind sign-in, the voters' arena at /arena
-    when `auth.open_arena`, and the origin check; returns the app."""
+def _mount(app: FastAPI, blocks: gr.Blocks, path: str,
+           auth: Callable[[str, str], Awaitable[bool]] | None = None) -> GradioApp:
+    """Mount `blocks` at `path`, marked launched as `Blocks.launch()` marks it: Gradio's check that an event's
+    file inputs were uploaded (processing_utils `_check_allowed`, run before it copies a file into its cache)
+    is skipped for an app that has not launched, and `has_launched` is read nowhere else. allowed_paths and
+    blocked_paths keep launch()'s defaults (empty), which mount_gradio_app sets."""
+    gr.mount_gradio_app(app, blocks, path=path, ssr_mode=False, show_api=False, auth=auth,
+                        auth_message=SIGN_IN_MESSAGE if auth else None)
+    blocks.has_launched = True
+    return _gradio_at(app, path)
+
+
+def mount_ui(app: FastAPI, workspace: Workspace, path: str = UI_PATH, bind_host: str | None = None) -> FastAPI:
+    """Mount the UI at `path` (default /ui) of the gateway `app` (from `create_app`) behind sign-in, the voters'
+    arena at /arena when `auth.open_arena`, and the origin and Host checks (`bind_host`: the address the server
+    binds, when not serve.host); returns the app."""
     settings = workspace.settings.auth
-    gr.mount_gradio_app(app, build_ui(workspace, gateway=app), path=path, ssr_mode=False, show_api=False,
-                        auth=_sign_in(workspace), auth_message=SIGN_IN_MESSAGE)
-    app.add_middleware(SignInGuard, prefix=path, gradio=_gradio_at(app, path), public=login_page, sign_in_at=path)
+    ui = _mount(app, build_ui(workspace, gateway=app), path, auth=_sign_in(workspace, app.state.serve.sign_ins))
+    app.add_middleware(SignInGuard, prefix=path, gradio=ui, public=login_page, sign_in_at=path)
     guarded = [path, ADMIN_PATH]
     if settings.open_arena:
-        gr.mount_gradio_app(app, build_arena(workspace, app), path=ARENA_PATH, ssr_mode=False, show_api=False)
-        app.add_middleware(SignInGuard, prefix=ARENA_PATH, gradio=_gradio_at(app, ARENA_PATH), public=no_uploads,
-                           sign_in_at=path)
+        arena = _mount(app, build_arena(workspace, app), ARENA_PATH)
+        app.add_middleware(SignInGuard, prefix=ARENA_PATH, gradio=arena, public=no_uploads, sign_in_at=path)
         guarded.append(ARENA_PATH)
     app.add_middleware(OriginGuard, prefixes=guarded, allowed=settings.allowed_origins)
+    app.add_middleware(HostGuard, prefixes=guarded, allowed=allowed_hosts(workspace.settings, bind_host))
     return app

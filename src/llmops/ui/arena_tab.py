@@ -13,9 +13,11 @@ from llmops.errors import LLMOpsError
 from llmops.loop.trigger import should_trigger_dpo_training
 from llmops.ui.gateway_client import GatewayClient
 from llmops.ui.section import Section, failed
+from llmops.votes import Vote
 from llmops.workspace import Workspace
 
-VOTES = (("a", "👍 A is better"), ("b", "👍 B is better"), ("tie", "🤝 Tie"), ("both_bad", "👎 Both are bad"))
+VOTES = ((Vote.A, "👍 A is better"), (Vote.B, "👍 B is better"), (Vote.TIE, "🤝 Tie"),
+         (Vote.BOTH_BAD, "👎 Both are bad"))
 NO_GATEWAY = "the arena needs the gateway: start it with `llmops serve` or `llmops ui`"
 
 
@@ -29,7 +31,7 @@ def trigger_values(workspace: Workspace) -> tuple[int, int, dict[str, float], st
     return decision.stats.votes, decision.new_pairs, progress, "\n".join([verdict, *decision.reasons])
 
 
-def _reveal(result: dict[str, Any], vote: str) -> str:
+def _reveal(result: dict[str, Any], vote: Vote) -> str:
     return f"✅ vote `{vote}` recorded — A was **{result['model_a']}**, B was **{result['model_b']}**"
 
 
@@ -73,7 +75,7 @@ def render(workspace: Workspace, client: GatewayClient | None) -> Section:
     return Section("arena", load, counters)
 
 
-def _bind_vote(workspace: Workspace, client: GatewayClient | None, key: str, button: gr.Button,
+def _bind_vote(workspace: Workspace, client: GatewayClient | None, key: Vote, button: gr.Button,
                battle_id: gr.State, outputs: list[Any]) -> None:
     count = len(VOTES)
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
+from gradio.utils import get_upload_folder
 
 from llmops.data.corpus import CorpusReport, build_corpus
 from llmops.data.preferences import export_preferences, pair_stats
@@ -57,10 +58,21 @@ def load_preset(workspace: Workspace) -> tuple[str, str]:
     return _listed(workspace, copies), f"loaded {len(copies)} preset documents"
 
 
+def uploaded(files: list[str]) -> list[Path]:
+    """The files of an upload event, each inside Gradio's upload folder (resolved, so a symlink leaving it is
+    refused too); LLMOpsError naming the first that is not. Gradio checks this itself before the handler runs
+    (its app is marked launched); this keeps a file the browser did not upload out of documents/."""
+    folder = Path(get_upload_folder()).resolve()
+    for file in files:
+        if not Path(file).resolve().is_relative_to(folder):
+            raise LLMOpsError(f"{Path(file).name}: not a file uploaded through this page")
+    return [Path(file) for file in files]
+
+
 def upload(workspace: Workspace, files: list[str] | None, current: str) -> tuple[str, str]:
     """Copy uploaded files into documents/uploads/ and add them to the corpus field; returns (field, status)."""
     try:
-        copies = save_uploads(workspace, [Path(f) for f in files or []])
+        copies = save_uploads(workspace, uploaded(files or []))
     except LLMOpsError as exc:
         return current, failed(exc)
     text = "\n".join(part for part in (current.strip(), _listed(workspace, copies)) if part)

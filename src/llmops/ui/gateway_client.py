@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from llmops.errors import LLMOpsError
+from llmops.votes import Vote
 
 
 class GatewayClient:
@@ -26,7 +27,7 @@ class GatewayClient:
     async def _post(self, path: str, body: dict[str, Any], token: str = "") -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=None) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=None) as client:
             response = await client.post(path, json=body, headers=headers)
         try:
             payload: dict[str, Any] = response.json()
@@ -41,8 +42,8 @@ class GatewayClient:
         """Two anonymous answers to `prompt`: {id, prompt, response_a, response_b}."""
         return await self._post("/v1/arena/battles", {"prompt": prompt, "user": user}, self._arena_token())
 
-    async def vote(self, battle_id: str, vote: str) -> dict[str, Any]:
-        """Vote a|b|tie|both_bad on a battle; the answer reveals model_a and model_b."""
+    async def vote(self, battle_id: str, vote: Vote) -> dict[str, Any]:
+        """Vote on a battle; the answer reveals model_a and model_b."""
         return await self._post(f"/v1/arena/battles/{battle_id}/vote", {"vote": vote}, self._arena_token())
 
     def _arena_token(self) -> str:
@@ -50,8 +51,8 @@ class GatewayClient:
 
     async def promote(self, token: str, model: str = "") -> dict[str, Any]:
         """Promote `model` (or the running rollout's candidate when empty) with the admin token."""
-        return await self._post("/v1/admin/promote", {"model": model}, token)
+        return await self._post("/v1/admin/promote", {"model": model, "by": "ui"}, token)
 
     async def rollback(self, token: str) -> dict[str, Any]:
         """Roll back the running rollout, or production to `previous`, with the admin token."""
-        return await self._post("/v1/admin/rollback", {}, token)
+        return await self._post("/v1/admin/rollback", {"by": "ui"}, token)

@@ -9,6 +9,9 @@ under its prefix that is not public, reading Gradio's session cookie exactly as 
 `get_current_user` does, so Gradio's login and logout stay the one session mechanism.
 `OriginGuard` refuses (403) a browser request whose `Origin` is neither the gateway's own nor allowed:
 Gradio would echo it back with `Access-Control-Allow-Credentials: true` when the Host is not localhost.
+`HostGuard` refuses (400) a request whose `Host` the UI does not answer to, so a page whose own name was
+rebound to this address (DNS rebinding) is never "same-origin": the gateway's own origin is only trusted for
+an allowed Host.
 """
 
 from collections.abc import Callable, Iterable
@@ -18,10 +21,15 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from llmops.serve.gateway import error_response
+from llmops.settings import Settings
+
 LOGIN_PAGE = frozenset({"", "/", "/login", "/login/", "/logout", "/favicon.ico", "/theme.css"})
 LOGIN_ASSETS = ("/assets/", "/static/", "/svelte/")
 UPLOADS = ("/gradio_api/upload", "/gradio_api/upload_progress")
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
 
 
 def login_page(path: str) -> bool:
@@ -59,8 +67,6 @@ async def refuse(scope: Scope, receive: Receive, send: Send, status: int, messag
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
-    from llmops.serve.gateway import error_response  # imported here: the gateway imports the UI to mount it
-
     await error_response(status, message)(scope, receive, send)
 
 
@@ -110,5 +116,38 @@ class OriginGuard:
             if origin is not None and normal_origin(origin) not in self.allowed | {own_origin(scope)}:
                 await refuse(scope, receive, send, 403, f"origin {origin!r}: not allowed (same-origin, or add it "
                              "to auth.allowed_origins)")
+                return
+        await self.app(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """The name of a `Host` header (or an origin's host[:port]), lower-cased, without port, brackets or final dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.partition(":")[0].rstrip(".")
+
+
+def allowed_hosts(settings: Settings, bind_host: str | None = None) -> frozenset[str]:
+    """The host names the UI answers to: localhost, the address it is bound to (`bind_host`, else serve.host)
+    unless that is every address, the hosts of auth.allowed_origins and auth.allowed_hosts."""
+    bound = host_name(settings.serve.host if bind_host is None else bind_host)
+    origins = {host_name(origin.partition("://")[2]) for origin in settings.auth.allowed_origins}
+    return LOCAL_HOSTS | origins | set(settings.auth.allowed_hosts) | ({bound} - ANY_ADDRESS)
+
+
+class HostGuard:
+    """400 for a request under `prefixes` whose `Host` header names none of `allowed` (a request without one is
+    no browser's and passes)."""
+
+    def __init__(self, app: ASGIApp, prefixes: Iterable[str], allowed: Iterable[str]) -> None:
+        self.app, self.prefixes, self.allowed = app, tuple(prefixes), frozenset(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and any(sub_path(scope, p) is not None for p in self.prefixes):
+            host = Headers(scope=scope).get("host")
+            if host is not None and host_name(host) not in self.allowed:
+                await refuse(scope, receive, send, 400, f"host {host[:100]!r}: the UI does not answer to it "
+                             "(localhost, serve.host, or add it to auth.allowed_hosts)")
                 return
         await self.app(scope, receive, send)

@@ -10,8 +10,8 @@ import gradio as gr
 import pandas as pd
 
 from llmops.errors import LLMOpsError
-from llmops.loop.rollout import current_rollout, history
 from llmops.models.registry import ModelVersion, aliases, list_versions
+from llmops.models.rollouts import current_rollout, history
 from llmops.serve.leaderboard import leaderboard
 from llmops.ui.gateway_client import GatewayClient
 from llmops.ui.section import Section, failed, frame, when

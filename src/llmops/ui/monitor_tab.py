@@ -1,5 +1,5 @@
 """Monitor tab: per-version requests, error rate, latency p50/p99, feedback score and win rate
-(serve/metrics.py `version_metrics`, the same numbers as `GET /v1/metrics`), and charts over time.
+(models/metrics.py `version_metrics`, the same numbers as `GET /v1/metrics`), and charts over time.
 """
 
 import time
@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from llmops import db
-from llmops.serve.metrics import percentile, served_models, version_metrics
+from llmops.models.metrics import percentile, served_models, version_metrics
 from llmops.ui.section import Section, frame
 from llmops.workspace import Workspace
 

@@ -1,6 +1,7 @@
-"""CPT / SFT / DPO forms: a registered dataset, a model (the base or a registered version), the whitelisted
-hyperparameters (`train.configs.NETWORK_HYPERPARAMETERS`, the builders' defaults) and overrides of those keys
-only. The library (`train.network`) checks the request, derives the output folder and writes the config."""
+"""CPT / SFT / DPO forms: a registered dataset, a model (the base or a registered version), one field per
+typed stage setting (`train.cpt`, `train.sft`, `train.dpo`: the whitelist `train.configs.NETWORK_HYPERPARAMETERS`,
+with the workspace settings' values as defaults) and overrides of those keys only. The library
+(`train.network`) checks the request, derives the output folder and writes the CLI's config."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -37,16 +38,17 @@ class Form:
 
 
 def _field(elem_id: str, name: str, spec: Hyperparameter, default: Any) -> gr.components.Component:
-    """A widget for one whitelisted key whose default is a valid value of the widget. A number the builder
-    leaves unset stays empty (sent as None, so left out of the config): the placeholder keeps Gradio's
+    """A widget for one whitelisted key whose default is a valid value of the widget. A number the settings
+    leave unset stays empty (sent as None, so left out of the config): the placeholder keeps Gradio's
     browser code from turning an empty number field into 0, which `minimum` may refuse or which would
     silently set e.g. `seed: 0` or `max_grad_norm: 0`."""
     if spec.choices:
-        return gr.Dropdown(label=name, choices=list(spec.choices), value=default, elem_id=elem_id)
+        return gr.Dropdown(label=name, info=spec.description, choices=list(spec.choices), value=default,
+                           elem_id=elem_id)
     if spec.type is str:
-        return gr.Textbox(label=name, value=default or "", elem_id=elem_id)
-    return gr.Number(label=name, value=default, precision=0 if spec.type is int else None, minimum=spec.minimum,
-                     placeholder=UNSET, elem_id=elem_id)
+        return gr.Textbox(label=name, info=spec.description, value=default or "", elem_id=elem_id)
+    return gr.Number(label=name, info=spec.description, value=default, precision=0 if spec.type is int else None,
+                     minimum=spec.minimum, placeholder=UNSET, elem_id=elem_id)
 
 
 def choices(workspace: Workspace, stage: str) -> tuple[Any, Any]:
@@ -65,7 +67,7 @@ def render_form(workspace: Workspace, stage: str) -> Form:
                               elem_id=f"{prefix}-dataset")
         model = gr.Dropdown(label="Model (base or registered version)", choices=model_choices(workspace),
                             value=BASE_MODEL, elem_id=f"{prefix}-model")
-    defaults = default_hyperparameters(STAGES[stage])
+    defaults = default_hyperparameters(workspace, STAGES[stage])
     specs = network_hyperparameters(STAGES[stage])
     with gr.Row(equal_height=False):
         fields = [_field(f"{prefix}-{name}", name, spec, defaults[name]) for name, spec in specs.items()]

@@ -1,10 +1,12 @@
 """Train tab (spec 3, 5.1, 8.2 steps 2–3): config forms, generate YAML, start / stop, live log and loss, history.
 
-Runs are started through LLaMAFactoryTrainer (a `llamafactory-cli train` subprocess), never in this process,
-and only from configs in the workspace's configs/llmops/ (`train.network.start_network_config`).
+"Start training" runs the CLI's pipeline (train → merge → register, `train.network.start_network_config`) from
+a config in the workspace's configs/llmops/: the training is a `llamafactory-cli train` subprocess, never this
+process; a worker thread waits for it, merges and registers the version, and its outcome shows in the status.
 A gr.Timer polls the selected run; the page load selects the running one again (spec 5.2 `resume`).
 """
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,9 @@ def describe(status: RunStatus) -> str:
     return line
 
 
-def watch(trainer: LLaMAFactoryTrainer, run_id: str) -> tuple[str, str, pd.DataFrame]:
-    """(status line, log tail, loss curve) of one run; empty when no run is selected."""
+def watch(trainer: LLaMAFactoryTrainer, run_id: str,
+          outcomes: Mapping[str, str] | None = None) -> tuple[str, str, pd.DataFrame]:
+    """(status line with the pipeline's outcome, log tail, loss curve) of one run; empty when none is selected."""
     if not run_id:
         return "no run selected", "", frame([], ("step", "loss"))
     try:
@@ -65,7 +68,18 @@ def watch(trainer: LLaMAFactoryTrainer, run_id: str) -> tuple[str, str, pd.DataF
         log = trainer.logs(run_id, tail=LOG_LINES)
     except LLMOpsError as exc:
         return failed(exc), "", frame([], ("step", "loss"))
-    return describe(status), log, loss_curve(status)
+    outcome = (outcomes or {}).get(run_id)
+    return describe(status) + (f"\n\n{outcome}" if outcome else ""), log, loss_curve(status)
+
+
+def start_run(trainer: LLaMAFactoryTrainer, outcomes: dict[str, str], path: str) -> tuple[str, str]:
+    """The "Start training" button: the config's pipeline run in the background; (run id, message). `outcomes` gets
+    what became of the run (the version registered, or why none was)."""
+    try:
+        run_id = start_network_config(trainer, path or "", outcomes.__setitem__)
+    except LLMOpsError as exc:
+        return "", failed(exc)
+    return run_id, f"started from `{path}`; merged and registered like the CLI's once it succeeds"
 
 
 def selected_run(trainer: LLaMAFactoryTrainer) -> str:
@@ -93,7 +107,7 @@ def _bind_generate(workspace: Workspace, form: train_forms.Form, button: gr.Butt
     button.click(generate, inputs=form.inputs, outputs=outputs)
 
 
-def _run_controls(trainer: LLaMAFactoryTrainer, config_path: gr.Textbox) -> gr.Textbox:
+def _run_controls(trainer: LLaMAFactoryTrainer, outcomes: dict[str, str], config_path: gr.Textbox) -> gr.Textbox:
     with gr.Row():
         start_btn = gr.Button("Start training", variant="primary")
         run_id = gr.Textbox(label="Run", interactive=True, elem_id="run-id")
@@ -101,10 +115,7 @@ def _run_controls(trainer: LLaMAFactoryTrainer, config_path: gr.Textbox) -> gr.T
     action = gr.Markdown()
 
     def start(path: str) -> tuple[str, str]:
-        try:
-            return start_network_config(trainer, path or ""), f"started from `{path}`"
-        except LLMOpsError as exc:
-            return "", failed(exc)
+        return start_run(trainer, outcomes, path)
 
     def stop(current: str) -> str:
         try:
@@ -125,7 +136,8 @@ def render(workspace: Workspace, trainer: LLaMAFactoryTrainer) -> Section:
     yaml_box = gr.Code(label="LLaMA-Factory YAML", language="yaml", interactive=False, elem_id="config-yaml")
     for form, button in stages:
         _bind_generate(workspace, form, button, [config_path, yaml_box, notes])
-    run_id = _run_controls(trainer, config_path)
+    outcomes: dict[str, str] = {}
+    run_id = _run_controls(trainer, outcomes, config_path)
     status = gr.Markdown(elem_id="run-status")
     with gr.Row():
         log = gr.Textbox(label="Log (tail)", lines=14, max_lines=14, interactive=False, autoscroll=True, scale=3,
@@ -133,14 +145,14 @@ def render(workspace: Workspace, trainer: LLaMAFactoryTrainer) -> Section:
         curve = gr.LinePlot(x="step", y="loss", title="loss", scale=2)
     history = gr.Dataframe(label="Runs", headers=list(RUN_COLUMNS), interactive=False, elem_id="run-history")
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(lambda current: (*watch(trainer, current), runs_table(trainer)), inputs=run_id,
+    timer.tick(lambda current: (*watch(trainer, current, outcomes), runs_table(trainer)), inputs=run_id,
                outputs=[status, log, curve, history], show_progress="hidden")
-    run_id.change(lambda current: watch(trainer, current), inputs=run_id, outputs=[status, log, curve])
+    run_id.change(lambda current: watch(trainer, current, outcomes), inputs=run_id, outputs=[status, log, curve])
 
     def load() -> list[Any]:
         current = selected_run(trainer)
         dropdowns = [update for form, _ in stages for update in train_forms.choices(workspace, form.stage)]
-        return [current, *watch(trainer, current), runs_table(trainer), *dropdowns]
+        return [current, *watch(trainer, current, outcomes), runs_table(trainer), *dropdowns]
 
     selectors = [widget for form, _ in stages for widget in (form.dataset, form.model)]
     return Section("train", load, [run_id, status, log, curve, history, *selectors])
