@@ -22,8 +22,8 @@ def test_demo_closes_the_loop(tmp_path: Path, tab_values: Callable[[list[Any]], 
     started = next(e for e in rollouts.history(ws, "chat-v1.1") if e.event == "started")
     evaluation = started.evidence["evaluation"]
     assert evaluation["ci_low"] > 0.5 and evaluation["comparisons"] == 150 * 4
-    assert [e.event for e in rollouts.history(ws, "chat-v1.1")] == ["started", "advanced", "advanced", "advanced",
-                                                                   "promoted"]
+    assert [e.event for e in rollouts.history(ws, "chat-v1.1")] == ["trained", "started", "advanced", "advanced",
+                                                                   "advanced", "promoted"]
     broken = rollouts.history(ws, "chat-v1.2")
     assert [e.event for e in broken] == ["started", "rolled_back"]
     assert broken[-1].evidence["stage"] == 0

@@ -1,19 +1,17 @@
 """`llmops init DIR --base demo|PATH|HUB_ID`, and the fast failure of a base that cannot be reached."""
 
-import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import yaml
 
+from demo_cache import seed_demo_cache
 from llmops.cli import main
 from llmops.commands.common import console
 from llmops.demo.cache import default_cache_dir
@@ -49,20 +47,6 @@ def _base_model(root: Path) -> str:
     return value
 
 
-def _demo_cache(tmp_path: Path, tiny_model_dir: Path) -> Path:
-    """A cache whose demo-base is the session's tiny model, its build info that of a finished demo build."""
-    from llmops.demo.base_model import BUILD_INFO, BaseModelSpec, corpus_digest
-    from llmops.demo.preset import preset_texts
-
-    cache = tmp_path / "cache"
-    shutil.copytree(tiny_model_dir, cache / "demo-base")
-    info_path = cache / "demo-base" / BUILD_INFO
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    info.update(spec=asdict(BaseModelSpec()), corpus_sha256=corpus_digest(preset_texts()))
-    info_path.write_text(json.dumps(info), encoding="utf-8")
-    return cache
-
-
 def test_default_cache_honours_llmops_cache_then_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LLMOPS_CACHE", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
@@ -74,7 +58,7 @@ def test_default_cache_honours_llmops_cache_then_xdg(monkeypatch: pytest.MonkeyP
 def test_init_base_demo_reuses_the_cached_build_and_corpus_runs_offline(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    cache = _demo_cache(tmp_path, tiny_model_dir)
+    cache = seed_demo_cache(tmp_path / "cache", tiny_model_dir)
     monkeypatch.setenv("LLMOPS_CACHE", str(cache))
     config_mtime = (cache / "demo-base" / "config.json").stat().st_mtime_ns
     code, output = cli("init", str(tmp_path / "shop"), "--base", "demo")
