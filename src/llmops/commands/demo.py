@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from llmops.commands.common import console
+from llmops.commands.common import SetOption, console
 from llmops.demo.cache import default_cache_dir
 from llmops.demo.preset import preset_texts
 
@@ -27,6 +27,7 @@ def run(
     prompts: Annotated[int, typer.Option(min=50, help="Arena prompts the simulated users vote on.")] = 500,
     heldout: Annotated[int, typer.Option(min=10, help="Held-out evaluation prompts.")] = 150,
     seed: Annotated[int, typer.Option(help="Seed of prompts, users and traffic.")] = 0,
+    overrides: SetOption = None,
 ) -> None:
     """Run the whole loop: base → CPT → Self-Instruct → SFT → arena votes → DPO → evaluation → canary → promote,
     then a broken candidate rolled back. Writes reports/demo/report.md with charts."""
@@ -35,7 +36,7 @@ def run(
     from llmops.demo.run import DemoConfig, run_demo
 
     config = DemoConfig(workspace=workspace, cache_dir=cache_dir, arena_prompts=prompts, heldout_prompts=heldout,
-                        seed=seed)
+                        seed=seed, overrides=tuple(overrides or ()))
     run_demo(config, replace=replace)
 
 

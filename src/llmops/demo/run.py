@@ -46,7 +46,7 @@ from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer
-from llmops.settings import Settings, parse_settings, read_settings_file, save_settings
+from llmops.settings import Settings, apply_overrides, parse_settings, read_settings_file, save_settings
 from llmops.train.pipeline import train_cpt, train_sft
 from llmops.train.progress import read_trainer_log
 from llmops.train.runs import RunStatus, read_run
@@ -74,6 +74,7 @@ class DemoConfig:
     broken_error_rate: float = 0.2
     max_latency_p99_ms: float = 10000.0  # a tiny model batching on a shared 2-core CPU; the product default is 2 s
     sampling: Sampling = DEMO_SAMPLING
+    overrides: tuple[str, ...] = ()  # `key.sub=value` settings on top of the demo's own (`llmops demo --set`)
 
 
 @dataclass
@@ -96,7 +97,7 @@ def demo_settings(base: Path, config: DemoConfig) -> Settings:
     """The demo's settings (its training recipe from `RECIPE`), saved as the workspace's llmops.yaml so
     `llmops train …` and `llmops loop …` behave the same later."""
     s = config.sampling
-    return parse_settings({
+    return parse_settings(apply_overrides({
         "data": {"tokenizer": str(base), "chunk_size": 128, "system_prompt": ""},
         "train": {**read_settings_file(RECIPE)["train"], "base_model": str(base)},
         "serve": {"max_new_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p,
@@ -107,7 +108,7 @@ def demo_settings(base: Path, config: DemoConfig) -> Settings:
                  "guardrail_min_requests": 10, "eval_samples": config.eval_samples,
                  "max_latency_p99_ms": config.max_latency_p99_ms},
         "auth": {"open_arena": True},  # the simulated users vote as the public would, without signing in
-    }, str(RECIPE))
+    }, list(config.overrides)), str(RECIPE))
 
 
 def training_progress() -> tuple[Progress, Callable[[str, RunStatus], None]]:
@@ -251,6 +252,7 @@ def run_demo(config: DemoConfig, replace: bool = False) -> Path:
     """The whole demo; returns the report's path."""
     started = time.monotonic()
     _replaces_workspace(config.workspace.expanduser().resolve(), replace)  # refused before the base is built
+    demo_settings(config.cache_dir, config)  # so are bad `--set` overrides
     summary = Summary()
     with summary.step("Tiny base model (built once, then reused)") as out:
         base = ensure_base_model(config.cache_dir)
