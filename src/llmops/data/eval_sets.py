@@ -11,7 +11,6 @@ The eval set the loop uses (`active_eval_set`): the file at `loop.eval_set` when
 registered eval set.
 """
 
-import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from llmops import db
-from llmops.data.formats import Record, load_valid, read_records, record_problems, to_messages
+from llmops.data.formats import Record, load_valid, read_jsonl_text, read_records, record_problems, to_messages
 from llmops.data.registry import (
     DatasetRecord,
     data_file,
@@ -69,13 +68,7 @@ def _unique(rows: Iterable[Record]) -> list[Record]:
 
 def _json_rows(path: Path, text: str) -> list[Record]:
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise located(path, number, None, f"not valid JSON: {exc}") from exc
+    for number, row in read_jsonl_text(path, text):
         problems = record_problems(row, FORMAT)
         if problems:
             raise located(path, number, problems[0][0], problems[0][1])

@@ -57,11 +57,12 @@ def read_records(path: Path, max_bytes: int = MAX_FILE_BYTES) -> list[tuple[int,
     """(line, value) of every record of a `.jsonl` (one per line) or `.json` (an array) file."""
     text = decode_file(path, max_bytes)
     if path.suffix == ".jsonl":
-        return _read_jsonl(path, text)
+        return read_jsonl_text(path, text)
     return _read_json_array(path, text)
 
 
-def _read_jsonl(path: Path, text: str) -> list[tuple[int, Any]]:
+def read_jsonl_text(path: Path, text: str) -> list[tuple[int, Any]]:
+    """(line, value) of every non-blank line of jsonl `text` read from `path`; bad JSON names file and line."""
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
