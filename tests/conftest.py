@@ -11,12 +11,13 @@ os.environ["COLUMNS"] = "200"  # CLI tables render whole, whatever terminal runs
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import pg
 from llmops.workspace import Workspace, init_workspace
 
 _CACHE_KEY = pytest.StashKey[Path]()
@@ -39,6 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Point every cache the libraries write (HF datasets, matplotlib, Gradio) into one temp dir."""
     cache = Path(tempfile.mkdtemp(prefix="llmops-test-cache-"))
     config.stash[_CACHE_KEY] = cache
+    config.addinivalue_line("markers", "store: runs once on SQLite and once on Postgres (LLMOPS_TEST_DATABASE_URL)")
     for variable, sub in (("HF_HOME", "hf"), ("HF_DATASETS_CACHE", "hf/datasets"), ("MPLCONFIGDIR", "mpl"),
                           ("GRADIO_TEMP_DIR", "gradio"), ("XDG_CACHE_HOME", "xdg"), ("TRITON_CACHE_DIR", "triton"),
                           ("HYPOTHESIS_STORAGE_DIRECTORY", "hypothesis")):
@@ -58,9 +60,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `store` that uses the store (the `workspace` or `store_url` fixture) runs on both backends."""
+    if metafunc.definition.get_closest_marker("store") and "store_url" in metafunc.fixturenames:
+        metafunc.parametrize("store_url", ["sqlite", "postgres"], indirect=True)
+
+
 @pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
-    return init_workspace(tmp_path / "ws")
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The `database_url` setting of the test's workspace: '' (its SQLite file) unless the test is marked `store`
+    and runs in its Postgres case, then a fresh database on the LLMOPS_TEST_DATABASE_URL server."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield ""
+        return
+    if not pg.server_url():
+        pytest.skip(pg.SKIP_REASON)
+    with pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, store_url: str) -> Iterator[Workspace]:
+    created = init_workspace(tmp_path / "ws", overrides=pg.overrides(store_url))
+    yield created
+    if "engine" in created.__dict__:
+        created.engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,12 @@
 """The workspace database: SQLAlchemy Core tables and migrations by schema version.
 
-SQLite (WAL, synchronous=FULL) by default; any SQLAlchemy URL (e.g. Postgres) works unchanged.
-Each table belongs to one part of the system, named in its comment.
+SQLite (WAL, synchronous=FULL) by default; Postgres (or any SQLAlchemy URL) for several processes on one store.
+Each table belongs to one part of the system, named in its comment. A transaction that reads state and writes a
+change depending on it is a `write_transaction`: serialised with every other one across processes.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -43,7 +45,7 @@ datasets = Table(
     "datasets",
     metadata,
     Column("name", String(200), primary_key=True),
-    Column("kind", String(20), nullable=False),  # pt | sft | dpo | eval
+    Column("kind", String(20), nullable=False),  # pt | sft | dpo | kto | eval
     Column("file_name", String(500), nullable=False),
     Column("format", String(20), nullable=False),  # text | messages | sharegpt | alpaca | ranking
     Column("rows", Integer, nullable=False),
@@ -141,6 +143,9 @@ requests = Table(
     Column("ok", Boolean, nullable=False),
     Column("error", Text, nullable=False, default=""),
     Column("user", String(200), nullable=False, default=""),  # served to; its thumbs come from them (schema v4)
+    # what was asked and answered, so a thumb on it becomes a KTO example (data/kto.py; schema v5)
+    Column("messages", JSON, nullable=False, default=list),
+    Column("answer", Text, nullable=False, default=""),
 )
 
 # serving: arena battles, identities hidden until voted (serve/gateway.py)
@@ -184,7 +189,7 @@ rollout_events = Table(
     Column("evidence", JSON, nullable=False, default=dict),
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _one_feedback_per_user(conn: Connection) -> None:
@@ -215,9 +220,17 @@ def _requests_user(conn: Connection) -> None:
         conn.execute(text(add_column_sql(conn.dialect, requests.c.user, "''")))
 
 
+def _requests_text(conn: Connection) -> None:
+    """v4 → v5: each request records its messages and answer; earlier ones recorded neither (`[]`, '')."""
+    present = {column["name"] for column in inspect(conn).get_columns(requests.name)}
+    for column, default in ((requests.c.messages, "'[]'"), (requests.c.answer, "''")):
+        if column.name not in present:
+            conn.execute(text(add_column_sql(conn.dialect, column, default)))
+
+
 # Migrations: version N → N+1, each a function of a connection. Version 1 is create_all.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    1: _one_feedback_per_user, 2: _one_vote_vocabulary, 3: _requests_user,
+    1: _one_feedback_per_user, 2: _one_vote_vocabulary, 3: _requests_user, 4: _requests_text,
 }
 
 _BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
@@ -255,8 +268,29 @@ def connect(url: str, busy_timeout_s: float = 30.0) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
+# Postgres advisory lock keys (pg_advisory_xact_lock): one per kind of serialised change.
+SCHEMA_LOCK = 0x6C6C6D01  # creating or migrating the schema
+ROLLOUT_LOCK = 0x6C6C6D02  # aliases, version statuses and rollouts (models/rollouts.py)
+
+
+@contextmanager
+def write_transaction(engine: Engine, lock: int | None = None) -> Iterator[Connection]:
+    """A transaction whose reads decide its writes, serialised across processes. SQLite: BEGIN IMMEDIATE takes the
+    write lock first (waiting up to the busy timeout), so what it reads is the latest commit and no other writer
+    can slip in before its writes. Postgres: with `lock`, pg_advisory_xact_lock(lock) first, held until the end
+    of the transaction, so transactions taking the same lock run one after the other."""
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif lock is not None and conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+        yield conn
+
+
+def migrate(engine: Engine) -> None:
+    """Create the schema or migrate it to SCHEMA_VERSION, in one transaction; processes starting at once take
+    turns (the second sees the first's schema)."""
+    with write_transaction(engine, SCHEMA_LOCK) as conn:
         metadata.create_all(conn, tables=[schema_version])
         current = conn.execute(select(schema_version.c.version)).scalar()
         if current is None:

@@ -198,6 +198,10 @@ class ServeSettings(_Section):
     max_prompt_chars: int = Field(8000, ge=1, description="Longest accepted prompt (all messages together).")
     leaderboard_max_rounds: int = Field(1000, ge=1, description="Most bootstrap resamples a leaderboard request "
                                         "may ask for (`rounds`); more is refused with 400.")
+    upstream_api_key_env: str = Field("LLMOPS_UPSTREAM_API_KEY", description="Environment variable of the API key "
+                                      "sent as a bearer token to the upstream servers of versions with an "
+                                      "upstream_url (vLLM `--api-key`, `llamafactory-cli api`'s API_KEY); unset or "
+                                      "empty: none is sent.")
 
 
 class RolloutStage(_Section):
@@ -257,6 +261,13 @@ class LoopSettings(_Section):
                         "retry, when the promotion gate rejects a candidate, on the same preference data, e.g. "
                         "[{num_train_epochs: 4}, {pref_ftx: 1.0, learning_rate: 5e-5}]; after the last one "
                         "the loop waits for new data.")
+    objective: Literal["dpo", "kto", "auto"] = Field(
+        "dpo", description="What the loop trains on: dpo (the arena's preference pairs), kto (every vote and thumb "
+                           "as a desirable/undesirable example, LLaMA-Factory's KTO, with train.dpo's settings) or "
+                           "auto (kto when the pairs are fewer than auto_pair_share of the usable votes and thumbs, "
+                           "else dpo). The trigger counts the chosen objective's examples.")
+    auto_pair_share: float = Field(0.5, ge=0, le=1, description="objective auto: train KTO when the valid pairs are "
+                                   "fewer than this share of the votes and thumbs that give KTO examples.")
 
     @field_validator("retry_recipes")
     @classmethod

@@ -4,44 +4,19 @@ config of the registered dataset and see its YAML; start a run of the registered
 and follow the same run until it succeeds. Screenshots go to pytest's tmp dir (and to $LLMOPS_TEST_ARTIFACTS
 when set)."""
 
-import os
 import re
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import expect
 
+from browser import WAIT_MS, browser_page, serving, shot, sign_in
 from llmops.data.registry import publish_dataset
 from llmops.models import registry
-from llmops.serve.gateway import create_app
-from llmops.ui.app import mount_ui
 from llmops.workspace import Workspace
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WAIT_MS = 120_000
 RUN_MS = 300_000
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Debian's Chromium; .ci/run installs it before `make test`."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install chromium`")
-    return CHROMIUM
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -55,19 +30,8 @@ def arena_workspace(workspace: Workspace, tiny_model_dir: Path) -> Workspace:
 
 @pytest.fixture
 def server_url(arena_workspace: Workspace) -> Iterator[str]:
-    port = _free_port()
-    app = mount_ui(create_app(arena_workspace), arena_workspace)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(arena_workspace) as url:
+        yield url
 
 
 @pytest.fixture
@@ -75,71 +39,46 @@ def admin_token(arena_workspace: Workspace) -> str:
     return arena_workspace.admin_token()
 
 
-def sign_in(page: Page, server_url: str, token: str, folder: Path) -> None:
-    """Open the UI and sign in through Gradio's login form as `admin` with the workspace's admin token."""
-    page.goto(f"{server_url}/ui/")
-    for password in ("not the token", token):  # the form is emptied after a refusal
-        page.get_by_label("username").fill("admin")
-        page.get_by_label("password").fill(password)
-        page.get_by_role("button", name="Login").click()
-        if password != token:
-            expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=WAIT_MS)
-            shot(page, folder, "sign_in_refused")
-    expect(page.locator("#signed-in")).to_contain_text("signed in as admin", timeout=WAIT_MS)
-
-
-def shot(page: Page, folder: Path, name: str) -> None:
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    target = os.environ.get("LLMOPS_TEST_ARTIFACTS")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / path.name)
-
-
 @pytest.mark.e2e
-def test_arena_vote_and_sft_config_in_browser(chromium: Path, server_url: str, admin_token: str, sft_dataset: str,
+def test_arena_vote_and_sft_config_in_browser(server_url: str, admin_token: str, sft_dataset: str,
                                               tmp_path: Path) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            sign_in(page, server_url, admin_token, tmp_path)
-            page.get_by_role("tab", name="A/B arena").click()
-            expect(page.locator("#arena-votes input")).to_have_value("0", timeout=WAIT_MS)
-            page.locator("#arena-question textarea").fill("How do I charge the Bluetooth earbuds?")
-            page.locator("#arena-generate").click()
-            expect(page.locator("#vote-a")).to_be_enabled(timeout=WAIT_MS)
-            expect(page.locator("#arena-status")).to_contain_text("which answer is better?")
-            answers = [page.locator(f"#arena-answer-{side} textarea").input_value() for side in "ab"]
-            assert "".join(answers), "the battle returned two empty answers"
-            shot(page, tmp_path, "arena_answers")
-            page.locator("#vote-a").click()
-            expect(page.locator("#arena-status")).to_contain_text("A was", timeout=WAIT_MS)
-            expect(page.locator("#arena-status")).to_contain_text("chat-v1.0")
-            expect(page.locator("#arena-votes input")).to_have_value("1", timeout=WAIT_MS)
-            shot(page, tmp_path, "arena_voted")
+    with browser_page() as page:
+        sign_in(page, server_url, admin_token, tmp_path)
+        page.get_by_role("tab", name="A/B arena").click()
+        expect(page.locator("#arena-votes input")).to_have_value("0", timeout=WAIT_MS)
+        page.locator("#arena-question textarea").fill("How do I charge the Bluetooth earbuds?")
+        page.locator("#arena-generate").click()
+        expect(page.locator("#vote-a")).to_be_enabled(timeout=WAIT_MS)
+        expect(page.locator("#arena-status")).to_contain_text("which answer is better?")
+        answers = [page.locator(f"#arena-answer-{side} textarea").input_value() for side in "ab"]
+        assert "".join(answers), "the battle returned two empty answers"
+        shot(page, tmp_path, "arena_answers")
+        page.locator("#vote-a").click()
+        expect(page.locator("#arena-status")).to_contain_text("A was", timeout=WAIT_MS)
+        expect(page.locator("#arena-status")).to_contain_text("chat-v1.0")
+        expect(page.locator("#arena-votes input")).to_have_value("1", timeout=WAIT_MS)
+        shot(page, tmp_path, "arena_voted")
 
-            page.get_by_role("tab", name="Train", exact=True).click()
-            page.get_by_role("tab", name="SFT", exact=True).click()
-            expect(page.locator("#sft-dataset input")).to_have_value(sft_dataset, timeout=WAIT_MS)
-            page.locator("#generate-sft").click()
-            expect(page.locator("#config-yaml")).to_contain_text("stage: sft", timeout=WAIT_MS)
-            expect(page.locator("#config-path textarea")).to_have_value(
-                re.compile(r"sft_config_\d{8}_\d{6}"), timeout=WAIT_MS)
-            shot(page, tmp_path, "train_sft_config")
-            for tab in ("Data", "Models & rollout", "Monitor"):
-                page.get_by_role("tab", name=tab, exact=True).click()
-                shot(page, tmp_path, "tab_" + tab.split()[0].lower())
-            expect(page.locator("#monitor-table")).to_contain_text("chat-v1.0")
-            page.get_by_role("tab", name="Models & rollout", exact=True).click()
-            expect(page.locator("#models-table")).to_contain_text("chat-v1.0")
-            page.get_by_role("link", name="sign out").click()
-            expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=WAIT_MS)
-            page.reload()
-            expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=WAIT_MS)
-        finally:
-            browser.close()
+        page.get_by_role("tab", name="Train", exact=True).click()
+        page.get_by_role("tab", name="SFT", exact=True).click()
+        expect(page.locator("#sft-dataset input")).to_have_value(sft_dataset, timeout=WAIT_MS)
+        page.locator("#generate-sft").click()
+        expect(page.locator("#config-yaml")).to_contain_text("stage: sft", timeout=WAIT_MS)
+        expect(page.locator("#config-path textarea")).to_have_value(
+            re.compile(r"sft_config_\d{8}_\d{6}"), timeout=WAIT_MS)
+        shot(page, tmp_path, "train_sft_config")
+        for tab in ("Data", "Loop & rollout", "Monitor"):
+            page.get_by_role("tab", name=tab, exact=True).click()
+            shot(page, tmp_path, "tab_" + tab.split()[0].lower())
+        expect(page.locator("#monitor-table")).to_contain_text("chat-v1.0")
+        page.get_by_role("tab", name="Loop & rollout", exact=True).click()
+        expect(page.locator("#rollout-state")).to_contain_text("production: chat-v1.0", timeout=WAIT_MS)
+        page.get_by_role("tab", name="Models", exact=True).click()
+        expect(page.locator("#models-table")).to_contain_text("chat-v1.0")
+        page.get_by_role("link", name="sign out").click()
+        expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=WAIT_MS)
+        page.reload()
+        expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=WAIT_MS)
 
 
 @pytest.fixture
@@ -151,34 +90,29 @@ def sft_dataset(arena_workspace: Workspace, tiny_model_texts: list[str]) -> str:
 
 
 @pytest.mark.e2e
-def test_train_sft_from_the_browser_survives_a_reload(chromium: Path, server_url: str, admin_token: str,
+def test_train_sft_from_the_browser_survives_a_reload(server_url: str, admin_token: str,
                                                       tiny_model_dir: Path, sft_dataset: str, tmp_path: Path) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            sign_in(page, server_url, admin_token, tmp_path)
-            page.get_by_role("tab", name="Train", exact=True).click()
-            page.get_by_role("tab", name="SFT", exact=True).click()
-            expect(page.locator("#sft-dataset input")).to_have_value(sft_dataset, timeout=60_000)
-            page.locator("#sft-model input").click()
-            page.get_by_role("option", name="chat-v1.0 (sft)").click()
-            page.locator("#overrides-sft textarea").fill("max_steps=3\nlogging_steps=1\nper_device_train_batch_size=2")
-            page.locator("#generate-sft").click()
-            expect(page.locator("#config-yaml")).to_contain_text("max_steps: 3", timeout=60_000)
-            expect(page.locator("#config-yaml")).to_contain_text(str(tiny_model_dir))
-            page.get_by_role("button", name="Start training").click()
-            run_id = page.locator("#run-id textarea")
-            expect(run_id).to_have_value(re.compile(r"^sft-"), timeout=60_000)
-            started = run_id.input_value()
+    with browser_page() as page:
+        sign_in(page, server_url, admin_token, tmp_path)
+        page.get_by_role("tab", name="Train", exact=True).click()
+        page.get_by_role("tab", name="SFT", exact=True).click()
+        expect(page.locator("#sft-dataset input")).to_have_value(sft_dataset, timeout=60_000)
+        page.locator("#sft-model input").click()
+        page.get_by_role("option", name="chat-v1.0 (sft)").click()
+        page.locator("#overrides-sft textarea").fill("max_steps=3\nlogging_steps=1\nper_device_train_batch_size=2")
+        page.locator("#generate-sft").click()
+        expect(page.locator("#config-yaml")).to_contain_text("max_steps: 3", timeout=60_000)
+        expect(page.locator("#config-yaml")).to_contain_text(str(tiny_model_dir))
+        page.get_by_role("button", name="Start training").click()
+        run_id = page.locator("#run-id textarea")
+        expect(run_id).to_have_value(re.compile(r"^sft-"), timeout=60_000)
+        started = run_id.input_value()
 
-            page.reload()
-            page.get_by_role("tab", name="Train", exact=True).click()
-            expect(page.locator("#run-id textarea")).to_have_value(started, timeout=60_000)
-            expect(page.locator("#run-status")).to_contain_text("succeeded", timeout=RUN_MS)
-            expect(page.locator("#run-status")).to_contain_text("step 3/3")
-            expect(page.locator("#run-log textarea")).not_to_have_value("")
-            expect(page.locator("#run-history")).to_contain_text(started)
-            shot(page, tmp_path, "train_sft_run")
-        finally:
-            browser.close()
+        page.reload()
+        page.get_by_role("tab", name="Train", exact=True).click()
+        expect(page.locator("#run-id textarea")).to_have_value(started, timeout=60_000)
+        expect(page.locator("#run-status")).to_contain_text("succeeded", timeout=RUN_MS)
+        expect(page.locator("#run-status")).to_contain_text("step 3/3")
+        expect(page.locator("#run-log textarea")).not_to_have_value("")
+        expect(page.locator("#run-history")).to_contain_text(started)
+        shot(page, tmp_path, "train_sft_run")

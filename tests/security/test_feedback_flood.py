@@ -137,7 +137,7 @@ def test_migration_to_v4_records_no_user_on_earlier_requests(tmp_path: Path) -> 
     try:
         assert "user" in {c["name"] for c in inspect(engine).get_columns("requests")}
         with engine.begin() as conn:
-            assert conn.execute(select(db.schema_version.c.version)).scalar_one() == db.SCHEMA_VERSION == 4
+            assert conn.execute(select(db.schema_version.c.version)).scalar_one() == db.SCHEMA_VERSION == 5
             assert conn.execute(select(db.requests.c.user).where(db.requests.c.id == "old")).scalar_one() == ""
             conn.execute(db.requests.insert().values(id="new", model="chat-v1.0", created_at=2.0, latency_ms=1.0,
                                                      ok=True, user="alice"))

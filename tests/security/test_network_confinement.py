@@ -237,7 +237,8 @@ def test_corpus_paths_outside_documents_are_refused(workspace: Workspace, outsid
     entry = entry.format(out=outside)
     with pytest.raises(LLMOpsError, match="must stay inside"):
         network_documents(workspace, [entry])
-    assert data_tab.save_corpus(workspace, entry, 64, 0, 0.8).startswith("❌")
+    processed, report, _ = data_tab.process(workspace, entry, 64, 0, 0.8)
+    assert processed is None and report.startswith("❌")
     assert list_datasets(workspace) == []
 
 
@@ -250,8 +251,8 @@ def test_symlinks_leaving_documents_are_refused(workspace: Workspace, outside: P
     for entry in ("linked.txt", "linked_dir", "."):
         with pytest.raises(LLMOpsError, match="must stay inside"):
             network_documents(workspace, [entry])
-    report = data_tab.save_corpus(workspace, "linked.txt", 64, 0, 0.8)
-    assert report.startswith("❌") and "the secret" not in report
+    processed, report, chunks = data_tab.process(workspace, "linked.txt", 64, 0, 0.8)
+    assert processed is None and report.startswith("❌") and "the secret" not in report + chunks.to_string()
 
 
 def test_the_self_instruct_endpoint_is_the_settings(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,9 +273,9 @@ def test_the_self_instruct_endpoint_is_the_settings(workspace: Workspace, monkey
     assert settings_endpoint(ws.settings.data, base_url="http://cli/v1").base_url == "http://cli/v1"
     assert f"`tiny` at `{url}`" in instructions_panel.endpoint_text(ws) and "sk-test" not in (
         instructions_panel.endpoint_text(ws))
-    table, status = instructions_panel.generate(ws, 3, "llm")
-    assert table.empty and status.startswith(f"❌ Self-Instruct endpoint {url}")
-    assert instructions_panel.generate(ws, 3, "http://evil/v1")[1].startswith("❌ mode")
+    generated, table, status = instructions_panel.generate(ws, 3, "llm")
+    assert generated is None and table.empty and status.startswith(f"❌ Self-Instruct endpoint {url}")
+    assert instructions_panel.generate(ws, 3, "http://evil/v1")[2].startswith("❌ mode")
 
 
 def test_dpo_choices_are_registered_preference_datasets(workspace: Workspace, tmp_path: Path) -> None:

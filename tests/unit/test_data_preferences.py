@@ -14,6 +14,8 @@ from llmops.data.registry import get_dataset
 from llmops.errors import LLMOpsError
 from llmops.workspace import Workspace, open_workspace
 
+pytestmark = pytest.mark.store
+
 
 def _count_votes(workspace: Workspace) -> int:
     with workspace.engine.connect() as conn:

@@ -19,6 +19,8 @@ from llmops.data.registry import (
 from llmops.errors import LLMOpsError
 from llmops.workspace import Workspace
 
+pytestmark = pytest.mark.store
+
 TEXT = [{"text": "第一段领域文本"}, {"text": "second chunk"}]
 
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from llmops.demo.report import (
+    LoopRound,
     Scenario,
     TimelinePoint,
     plot_dpo_accuracy,
@@ -16,6 +17,10 @@ def test_report_charts_and_markdown(tmp_path: Path) -> None:
     log = [{"current_steps": s, "loss": 1.0 / s, "accuracy": min(1.0, s / 10)} for s in range(1, 11)]
     evaluation = summarize("chat-v1.0", "chat-v1.1", "rubric",
                            [Comparison(f"p{i}", float(i % 3 != 0), 0.0) for i in range(60)])
+    second = summarize("chat-v1.1", "chat-v1.2", "rubric",
+                       [Comparison(f"p{i}", 1.0, float(i % 2 == 0)) for i in range(60)])
+    rounds = [LoopRound(1, 500, 500, 113, 4, 383, evaluation, "promoted"),
+              LoopRound(2, 250, 250, 101, 120, 20, second, "promoted")]
     broken = Scenario("Broken candidate", "chat-v1.2", "rolled back", [
         TimelinePoint(0, 0.05, 0.0, 0.0, None, "started"), TimelinePoint(5, 0.0, 0.25, 300.0, -0.2, "rolled_back")],
         [{"event": "rolled_back", "traffic": 0.0,
@@ -24,15 +29,18 @@ def test_report_charts_and_markdown(tmp_path: Path) -> None:
                        "candidate": {"requests": 12, "error_rate": 0.25}}}])
     charts = {
         "losses": plot_losses({"sft": log, "dpo": log[:5]}, tmp_path / "losses.png"),
-        "dpo_accuracy": plot_dpo_accuracy(log, tmp_path / "acc.png"),
-        "win_rate": plot_win_rate(evaluation, 0.5, tmp_path / "win.png"),
+        "dpo_accuracy": plot_dpo_accuracy({"dpo → chat-v1.1": log, "dpo → chat-v1.2": log[:5]}, tmp_path / "acc.png"),
+        "win_rate": plot_win_rate([evaluation, second], 0.5, tmp_path / "win.png"),
         "rollout_0": plot_rollout(broken, {"max_error_rate": 0.05, "max_latency_p99_ms": 2000}, tmp_path / "r.png"),
     }
     assert all(path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG" for path in charts.values())
-    report = write_report(tmp_path / "report.md", [("DPO", "win rate 0.67", "12")], evaluation, 0.5, [broken],
+    report = write_report(tmp_path / "report.md", [("DPO", "win rate 0.67", "12")], rounds, 0.5, [broken],
                           {key: path.name for key, path in charts.items()}, ["A note."])
     text = report.read_text()
     assert "| DPO | win rate 0.67 | 12 |" in text
-    assert "| chat-v1.1 | chat-v1.0 | rubric | 0.833 |" in text and "passed" in text
+    assert "| 1 | chat-v1.1 | chat-v1.0 | rubric | 0.833 |" in text and "passed | promoted |" in text
+    assert "| 2 | chat-v1.2 | chat-v1.1 | rubric | 0.750 |" in text
+    assert "| 1 | 500 | 500 | 113 | 22.6% | 4 | 383 | 0 |" in text
+    assert "| 2 | 250 | 250 | 101 | 40.4% | 120 | 20 | 9 |" in text
     assert "### Broken candidate: rolled back" in text and "![rollout](r.png)" in text
     assert "'breaches': [{'metric': 'error_rate'" in text

@@ -7,6 +7,7 @@ import pytest
 
 from llmops import db
 from llmops.data.preferences import PreferenceCollector
+from llmops.data.registry import dataset_path
 from llmops.errors import LLMOpsError
 from llmops.loop import flywheel
 from llmops.loop.evaluate import Comparison, EvalItem
@@ -80,6 +81,23 @@ def test_tick_trains_evaluates_and_starts_the_canary(ws: Workspace) -> None:
     assert started.event == "started" and started.evidence["evaluation"]["win_rate"] == 1.0
     assert flywheel.tick(ws, trainer, judge).action == "rollout_hold"
     assert len(trainer.calls) == 1
+
+
+def test_the_second_turn_trains_production_on_the_votes_since_the_last_dpo_version(ws: Workspace) -> None:
+    ws = open_workspace(ws.root, ["loop.min_samples=5", "loop.days_threshold=0"])
+    _votes(ws, 5)
+    trainer, judge = RecordingTrainer(), FixedJudge(1.0)
+    assert flywheel.tick(ws, trainer, judge).action == "rollout_started"
+    rollouts.promote(ws, by="loop", reason="test")
+    collector = PreferenceCollector(ws)
+    for i in range(6):
+        collector.collect_preference(f"new q{i}", f"better {i}", f"worse {i}", "B")
+    second = flywheel.tick(ws, trainer, judge)
+    assert second.action == "rollout_started", second.detail
+    dataset, parent, _ = trainer.calls[1]
+    assert parent == "chat-v1.1" and judge.asked[1] == ("chat-v1.1", "chat-v1.2", 40)
+    rows = [json.loads(line) for line in dataset_path(ws, dataset).read_text().splitlines()]
+    assert sorted(row["chosen"]["content"] for row in rows) == [f"worse {i}" for i in range(6)]
 
 
 def test_gate_failure_rejects_the_candidate(ws: Workspace) -> None:

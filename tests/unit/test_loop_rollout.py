@@ -8,6 +8,8 @@ from llmops.models import registry, rollouts
 from llmops.settings import LoopSettings
 from llmops.workspace import Workspace, open_workspace
 
+pytestmark = pytest.mark.store
+
 
 @dataclass
 class Metrics:

@@ -32,6 +32,7 @@ def _vote(collector: PreferenceCollector, i: int, choice: str = "A", b: str | No
     collector.collect_preference(f"question {i}", f"good answer {i}", b if b is not None else f"bad {i}", choice)
 
 
+@pytest.mark.store
 def test_trigger_counts_only_new_valid_pairs(workspace: Workspace) -> None:
     ws = open_workspace(workspace.root, ["loop.min_samples=3", "loop.days_threshold=1"])
     collector = PreferenceCollector(ws)

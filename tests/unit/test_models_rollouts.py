@@ -3,6 +3,7 @@ event from the CLI, the admin API (and the UI through it) and the loop, and no r
 
 import asyncio
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+import pg
 from llmops.cli import app as cli
 from llmops.errors import LLMOpsError
 from llmops.loop import rollout
@@ -19,6 +21,8 @@ from llmops.models import registry, rollouts
 from llmops.serve.gateway import create_app
 from llmops.ui.gateway_client import GatewayClient
 from llmops.workspace import Workspace, init_workspace, open_workspace
+
+pytestmark = pytest.mark.store
 
 STAGES = "loop.rollout_stages=[0.05, 0.5]"
 
@@ -31,9 +35,9 @@ class Metrics:
     feedback_score: float | None = None
 
 
-def two_versions(root: Path) -> Workspace:
+def two_versions(root: Path, store_url: str) -> Workspace:
     """chat-v1.0 in production, chat-v1.1 registered; two stages, judged after 10 requests, no minimum duration."""
-    workspace = init_workspace(root)
+    workspace = init_workspace(root, overrides=pg.overrides(store_url))
     for stage, parent in (("sft", None), ("dpo", "chat-v1.0")):
         registry.register_version(workspace, kind="chat", stage=stage, parent=parent, base_model="b", path="p",
                                   merged=True)
@@ -43,8 +47,8 @@ def two_versions(root: Path) -> Workspace:
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Workspace:
-    return two_versions(tmp_path / "ws")
+def ws(tmp_path: Path, store_url: str) -> Workspace:
+    return two_versions(tmp_path / "ws", store_url)
 
 
 def state(ws: Workspace) -> dict[str, Any]:
@@ -72,12 +76,19 @@ def command(ws: Workspace, *args: str) -> str:
 @pytest.fixture
 def failing_events(ws: Workspace) -> Iterator[None]:
     """Every insert into rollout_events fails inside the database, after the other writes of its transaction."""
+    postgres = ws.engine.dialect.name == "postgresql"
     with ws.engine.begin() as conn:
-        conn.execute(text("CREATE TRIGGER no_events BEFORE INSERT ON rollout_events "
-                          "BEGIN SELECT RAISE(ABORT, 'event store down'); END"))
+        if postgres:
+            conn.execute(text("CREATE FUNCTION no_events() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE EXCEPTION 'event store down'; END $$"))
+            conn.execute(text("CREATE TRIGGER no_events BEFORE INSERT ON rollout_events "
+                              "FOR EACH ROW EXECUTE FUNCTION no_events()"))
+        else:
+            conn.execute(text("CREATE TRIGGER no_events BEFORE INSERT ON rollout_events "
+                              "BEGIN SELECT RAISE(ABORT, 'event store down'); END"))
     yield
     with ws.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER no_events"))
+        conn.execute(text("DROP TRIGGER no_events ON rollout_events" if postgres else "DROP TRIGGER no_events"))
 
 
 @pytest.mark.parametrize("change", [
@@ -147,20 +158,25 @@ ROLLBACKS: dict[str, Callable[[Workspace], Any]] = {
 
 
 @pytest.mark.parametrize("actions", [PROMOTIONS, ROLLBACKS], ids=["promote", "rollback"])
-def test_cli_admin_and_loop_end_a_rollout_the_same_way(tmp_path: Path,
+def test_cli_admin_and_loop_end_a_rollout_the_same_way(tmp_path: Path, store_url: str,
                                                        actions: dict[str, Callable[[Workspace], Any]]) -> None:
     outcomes = {}
     for by, act in actions.items():
-        ws = two_versions(tmp_path / by)
-        started = rollouts.start_rollout(ws, "chat-v1.1", by="cli")
-        rollouts.advance(ws, started, 0.5, {}, by="loop")  # the last stage, where the loop ends a rollout
-        act(ws)
-        event = rollouts.history(ws)[-1]
-        assert event.evidence["by"] == by
-        same = {k: v for k, v in event.evidence.items() if k in ("previous", "stage", "stage_traffic", "demoted")}
-        outcomes[by] = {**state(ws), "evidence": same}
+        with nullcontext("") if not store_url else pg.fresh_database() as own_store:
+            outcomes[by] = _end_a_rollout(two_versions(tmp_path / by, own_store), by, act)
     assert outcomes["cli"] == outcomes["admin"] == outcomes["loop"]
     assert outcomes["cli"]["events"][-1][1] in ("promoted", "rolled_back")
+
+
+def _end_a_rollout(ws: Workspace, by: str, act: Callable[[Workspace], Any]) -> dict[str, Any]:
+    """`act` ends a rollout at its last stage; the state it leaves and the evidence that must not depend on `by`."""
+    started = rollouts.start_rollout(ws, "chat-v1.1", by="cli")
+    rollouts.advance(ws, started, 0.5, {}, by="loop")  # the last stage, where the loop ends a rollout
+    act(ws)
+    event = rollouts.history(ws)[-1]
+    assert event.evidence["by"] == by
+    same = {k: v for k, v in event.evidence.items() if k in ("previous", "stage", "stage_traffic", "demoted")}
+    return {**state(ws), "evidence": same}
 
 
 def test_promote_ends_the_rollout_and_moves_production(ws: Workspace) -> None:

@@ -6,6 +6,8 @@ from llmops.errors import LLMOpsError
 from llmops.models import registry, rollouts
 from llmops.workspace import Workspace
 
+pytestmark = pytest.mark.store
+
 
 def _add(workspace: Workspace, kind: str, stage: str, parent: str | None = None) -> registry.ModelVersion:
     return registry.register_version(

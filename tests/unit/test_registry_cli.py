@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ def _register(workspace: Workspace, stage: str, parent: str | None) -> str:
                                      path=f"/m/{stage}", merged=stage == "sft", metrics={"final_loss": 1.25}).name
 
 
+@pytest.mark.store
 def test_models_list_show_promote_rollback(workspace: Workspace) -> None:
     v10 = _register(workspace, "sft", None)
     v11 = _register(workspace, "dpo", v10)
@@ -50,6 +52,7 @@ def test_train_config_only_rejects_unknown_key(workspace: Workspace) -> None:
     assert result.exit_code != 0 and "lora_rnak" in str(result.exception)
 
 
+@pytest.mark.store
 def test_models_register_folder_adapter_and_upstream(workspace: Workspace) -> None:
     ws = ["-w", str(workspace.root)]
     assert runner.invoke(app, ["models", "register", "--path", "/models/qwen2-1.5b-instruct", *ws]).exit_code == 0

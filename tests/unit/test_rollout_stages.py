@@ -12,6 +12,8 @@ from llmops.models import registry, rollouts
 from llmops.settings import LoopSettings
 from llmops.workspace import Workspace, open_workspace
 
+pytestmark = pytest.mark.store
+
 HOUR = 3600.0
 STAGES = ("loop.rollout_stages=[{traffic: 0.1, min_hours: 1, min_requests: 5}, "
           "{traffic: 0.5, min_hours: 2, min_requests: 50}, 1.0]")

@@ -17,7 +17,7 @@ from llmops.models import registry
 from llmops.serve.gateway import create_app
 from llmops.workspace import Workspace, open_workspace
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.store, pytest.mark.anyio]
 
 
 @pytest.fixture

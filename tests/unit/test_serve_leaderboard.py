@@ -9,6 +9,8 @@ from llmops.serve.arena import insert_battle, new_battle
 from llmops.serve.leaderboard import Outcome, bradley_terry, leaderboard, rate
 from llmops.workspace import Workspace
 
+pytestmark = pytest.mark.store
+
 TRUE = {"chat-v1.0": 0.0, "chat-v1.1": 0.8, "chat-v1.2": -0.5, "chat-v2.0": 1.5}
 
 

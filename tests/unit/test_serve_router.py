@@ -7,6 +7,8 @@ from llmops.models.rollouts import rollback, start_rollout
 from llmops.serve.router import route, user_bucket
 from llmops.workspace import Workspace
 
+pytestmark = pytest.mark.store
+
 
 @pytest.fixture
 def versions(workspace: Workspace) -> Workspace:

@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from llmops import db
 from llmops.models.metrics import percentile, version_metrics
 from llmops.serve.batching import DynamicBatcher
 from llmops.serve.store import GroupWriter
 from llmops.workspace import Workspace
+
+pytestmark = pytest.mark.store
 
 
 def _request_row(i: int, model: str = "chat-v1.0", ok: bool = True) -> dict[str, object]:
@@ -42,7 +45,7 @@ def test_group_writer_commits_many_writes_together_and_isolates_failures(workspa
     futures = _queue_behind_a_blocker(writer, [_insert(50), _insert(0), _insert(51)])  # r0 exists already
     futures[0].result(5)
     futures[2].result(5)
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError):
         futures[1].result(5)
     writer.close()
     with workspace.engine.connect() as conn:

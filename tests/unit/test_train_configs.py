@@ -129,7 +129,7 @@ def test_the_network_whitelist_is_the_typed_settings() -> None:
         assert list(configs.network_hyperparameters(stage)) == list(section.model_fields)
         for name, spec in configs.network_hyperparameters(stage).items():
             assert spec.description == section.model_fields[name].description, name
-    assert configs.NETWORK_HYPERPARAMETERS["pref_beta"].stages == ("dpo",)
+    assert configs.NETWORK_HYPERPARAMETERS["pref_beta"].stages == ("dpo", "kto")
     assert configs.NETWORK_HYPERPARAMETERS["finetuning_type"].choices == ("lora", "full")
     assert configs.NETWORK_HYPERPARAMETERS["max_steps"].type is int
     assert configs.NETWORK_HYPERPARAMETERS["lora_dropout"].type is float

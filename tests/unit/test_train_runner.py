@@ -13,6 +13,8 @@ from llmops.train import runs
 from llmops.train.runner import LLaMAFactoryTrainer, process_alive
 from llmops.workspace import Workspace, open_workspace
 
+pytestmark = pytest.mark.store
+
 FAKE_CLI = '''
 import json, sys, time, yaml
 config = yaml.safe_load(open(sys.argv[2]))
@@ -102,9 +104,10 @@ def test_failed_run_keeps_log_tail_and_diagnosis(fake_workspace: Workspace) -> N
 def test_stop_is_seen_by_a_new_trainer(fake_workspace: Workspace) -> None:
     run_id = LLaMAFactoryTrainer(fake_workspace).start_training(_config(fake_workspace))
     other = LLaMAFactoryTrainer(fake_workspace)
-    while (progress := other.get_status(run_id).progress) is None:
+    while (status := other.get_status(run_id)).progress is None:
+        assert not status.finished, status.error
         time.sleep(0.05)
-    assert progress.total == 1000
+    assert status.progress.total == 1000
     stopped = other.stop_training(run_id, grace_s=5)
     assert stopped.status == "stopped" and stopped.finished
     assert stopped.metrics["diagnosis"] == [] and "--- log tail ---" in stopped.error

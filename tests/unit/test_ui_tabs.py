@@ -43,12 +43,14 @@ def test_every_tab_renders_on_an_empty_workspace(workspace: Workspace, gateway: 
     blocks, sections = assemble(workspace, gateway)
     assert isinstance(blocks, gr.Blocks)
     values = tab_values(sections)
-    assert [s.name for s in sections] == ["data", "train", "arena", "models", "monitor"]
+    assert [s.name for s in sections] == ["data", "train", "arena", "models", "loop", "monitor"]
     assert values["data"][0]["votes"].tolist() == [0]
     assert values["data"][1].empty
     assert values["train"][0] == "" and values["train"][4].empty
-    assert values["arena"][:2] == [0, 0]
-    assert "production: **none**" in values["models"][2]
+    assert values["arena"][0]["choices"] == [] and values["arena"][2].empty and values["arena"][3:5] == [0, 0]
+    assert values["models"][0].empty
+    assert "production: **none**" in values["loop"][4] and values["loop"][8].empty
+    assert values["loop"][3] == "no candidate evaluated yet"
     assert values["monitor"][0].empty
 
 
@@ -76,14 +78,14 @@ def test_tabs_show_the_workspace(workspace: Workspace, gateway: FastAPI, tab_val
     values = tab_values(assemble(workspace, gateway)[1])
     assert values["data"][0]["valid_pairs"].tolist() == [1]
     assert "sft_small" in values["data"][1]["name"].tolist()
-    assert values["arena"][:2] == [1, 1]
+    assert values["arena"][3:5] == [1, 1]
     versions = values["models"][0].set_index("name")
     assert versions.loc["chat-v1.1", "lineage"] == "tiny-base → chat-v1.0 → chat-v1.1"
     assert versions.loc["chat-v1.0", "aliases"] == "production"
     assert versions.loc["chat-v1.1", "merged"] == "adapter"
-    assert "candidate **chat-v1.1** at stage 1" in values["models"][2]
-    assert values["models"][3] == pytest.approx(0.05)
-    assert values["models"][4]["event"].tolist() == ["started"]
+    assert "candidate **chat-v1.1** at stage 1" in values["loop"][4]
+    assert values["loop"][5] == pytest.approx(0.05)
+    assert values["loop"][8]["event"].tolist() == ["started"]
     monitor = values["monitor"][0].set_index("model")
     assert monitor.loc["chat-v1.0", "requests"] == 4
     assert monitor.loc["chat-v1.0", "error_rate"] == pytest.approx(0.25)
@@ -196,3 +198,52 @@ def test_gateway_serves_the_ui(workspace: Workspace) -> None:
         page = client.get("/ui/")
         assert page.status_code == 200 and "llmops" in page.text
         assert client.get("/v1/models").status_code == 200
+
+
+def _version(workspace: Workspace, tmp_path: Path, kind: str, version: str) -> str:
+    folder = tmp_path / f"{kind}-{version}"
+    folder.mkdir()
+    stage = "pt" if kind == "completion" else "sft"
+    return registry.register_version(workspace, kind=kind, stage=stage, parent=None, base_model="tiny-base",
+                                     path=str(folder), merged=True, version=version).name
+
+
+def _rendered_defaults(workspace: Workspace) -> dict[str, tuple[Any, Any]]:
+    with gr.Blocks():
+        forms = {stage: train_forms.render_form(workspace, stage) for stage in train_forms.STAGES}
+    for form in forms.values():
+        assert form.model.value in [value for _, value in form.model.choices]
+        assert form.dataset.value is None or form.dataset.value in [value for _, value in form.dataset.choices]
+    return {stage: (form.dataset.value, form.model.value) for stage, form in forms.items()}
+
+
+def test_train_dropdowns_default_to_what_each_stage_starts_from(workspace: Workspace, tmp_path: Path,
+                                                                 tab_values: TabValues) -> None:
+    assert _rendered_defaults(workspace) == {stage: (None, BASE_MODEL) for stage in train_forms.STAGES}
+    for name, stage in (("sft_old", "sft"), ("sft_new", "sft")):
+        messages = [{"role": "user", "content": name}, {"role": "assistant", "content": "ok"}]
+        publish_dataset(workspace, name, workspace.stage_data_dir(stage) / f"{name}.json", [{"messages": messages}],
+                        stage, "messages")
+    completion = _version(workspace, tmp_path, "completion", "v1.0")
+    chat = _version(workspace, tmp_path, "chat", "v1.0")
+    newest_chat = _version(workspace, tmp_path, "chat", "v2.0")
+    defaults = _rendered_defaults(workspace)
+    assert defaults["CPT"] == (None, BASE_MODEL) and defaults["SFT"] == ("sft_new", completion)
+    assert defaults["DPO"] == (None, newest_chat)
+    registry.set_alias(workspace, "production", chat)
+    assert _rendered_defaults(workspace)["DPO"] == (None, chat)
+    values = tab_values(assemble(workspace)[1])["train"]
+    updates = dict(zip(train_forms.STAGES, zip(values[5::2], values[6::2], strict=True), strict=True))
+    assert updates["SFT"][0]["value"] == "sft_new" and updates["SFT"][1]["value"] == completion
+    assert updates["DPO"][1]["value"] == chat and updates["CPT"][1]["value"] == BASE_MODEL
+
+
+def test_train_dropdowns_refresh_once_the_watched_run_is_done(workspace: Workspace, tmp_path: Path) -> None:
+    skips = 2 * len(train_forms.STAGES)
+    outcomes: dict[str, str] = {}
+    assert train_tab.refreshed(workspace, outcomes, "sft-1", "")[1:] == [gr.skip()] * skips
+    completion = _version(workspace, tmp_path, "completion", "v1.0")
+    outcomes["sft-1"] = f"registered {completion}"
+    seen, *updates = train_tab.refreshed(workspace, outcomes, "sft-1", "")
+    assert seen == "sft-1" and updates[3]["value"] == completion and len(updates) == skips
+    assert train_tab.refreshed(workspace, outcomes, "sft-1", "sft-1") == ["sft-1", *[gr.skip()] * skips]

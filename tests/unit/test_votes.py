@@ -18,6 +18,8 @@ from llmops.serve.gateway import create_app
 from llmops.votes import Vote, parse_vote
 from llmops.workspace import Workspace, open_workspace
 
+pytestmark = pytest.mark.store
+
 SPELLINGS = {
     Vote.A: ["a", "A", " A ", Vote.A],
     Vote.B: ["b", "B", "b\n", Vote.B],

@@ -24,6 +24,7 @@ from llmops.commands.common import (
     workspace_from,
 )
 from llmops.data.formats import convert_file, validate_file
+from llmops.data.kto import export_kto
 from llmops.data.preferences import export_preferences, pair_stats
 from llmops.data.registry import get_dataset, list_datasets, names_a_file, read_dataset_info, validate_registered
 from llmops.data.templates import GENERIC_TEMPLATES
@@ -207,6 +208,22 @@ def prefs_export(
     console.print(f"votes {report.stats.votes}: ties {report.stats.ties}, both_bad {report.stats.both_bad}, "
                   f"identical {report.stats.identical}, empty {report.stats.empty}, duplicates "
                   f"{report.stats.duplicates}, over the daily cap {report.stats.capped}")
+
+
+@prefs_app.command("export-kto")
+def prefs_export_kto(
+    since: Annotated[str | None, typer.Option(help="Only votes and thumbs after this (Unix time or ISO date).")] = None,
+    workspace: WorkspaceOption = Path("."),
+    overrides: SetOption = None,
+) -> None:
+    """Every vote and thumb as KTO examples: write kto/kto_<ts>.jsonl + kto/kto.jsonl and register them."""
+    report = export_kto(workspace_from(workspace, overrides), _since(since))
+    table = Table("count", "value")
+    for name, value in [*asdict(report.stats).items(), ("examples", report.stats.examples)]:
+        table.add_row(name, count_text(value))
+    console.print(table)
+    console.print(f"[green]exported[/green] {report.stats.examples} KTO examples to {report.path} and "
+                  f"{report.latest_path}")
 
 
 @app.command("list")

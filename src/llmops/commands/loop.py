@@ -40,13 +40,14 @@ def status(workspace: WorkspaceOption = Path("."), overrides: SetOption = None) 
     console.print(checks)
     decision = inputs.trigger or should_trigger_dpo_training(ws)
     verdict = "[green]fires[/green]" if decision.fire else "[yellow]waits[/yellow]"
-    console.print(f"DPO trigger {verdict}")
+    console.print(f"{decision.objective.upper()} trigger {verdict}")
     for reason in decision.reasons:
         console.print(f"  • {reason}", highlight=False)
-    table = Table("collection target", "pairs", "progress")
+    table = Table("collection target", "pairs (DPO)", "KTO examples", f"progress ({decision.objective})")
     goals = {"min": decision.min_samples, "target": decision.target_samples, "optimal": decision.optimal_samples}
     for name, share in decision.progress().items():
-        table.add_row(f"{name} ({goals[name]})", str(decision.new_pairs), ProgressBar(total=1.0, completed=share))
+        table.add_row(f"{name} ({goals[name]})", str(decision.new_pairs), str(decision.kto.examples),
+                      ProgressBar(total=1.0, completed=share))
     console.print(table)
 
 

@@ -1,7 +1,8 @@
 """Domain corpus for CPT (spec 4.1): documents → clean, de-duplicated, token-bounded chunks → `{"text"}` jsonl.
 
 `DomainCorpusProcessor.process_documents` is the spec's API; `build_corpus` is what `llmops data corpus`
-runs: read files, process, write `data/llmops/cpt/domain_corpus_<ts>.jsonl` atomically and register it.
+runs: read files and process them (`process_corpus`, which the UI's "Process" previews), then write
+`data/llmops/cpt/domain_corpus_<ts>.jsonl` atomically and register it (`publish_corpus`, the UI's "Save").
 """
 
 import hashlib
@@ -140,11 +141,20 @@ def _nothing_to_write(loaded: LoadResult) -> LLMOpsError:
     return LLMOpsError(f"no text to write: {len(loaded.skipped)} file(s) skipped: " + "; ".join(loaded.skipped))
 
 
-def build_corpus(workspace: Workspace, paths: Sequence[Path], *, tokenizer: str | None = None,
-                 chunk_size: int | None = None, chunk_overlap: int | None = None,
-                 near_dup_threshold: float | None = None, progress: Progress | None = None) -> CorpusReport:
-    """Read `paths` (files or folders), process them and write + register `cpt/domain_corpus_<ts>.jsonl`.
-    The numbers given replace the `data` settings and are checked like them, before anything is read."""
+@dataclass(frozen=True)
+class ProcessedCorpus:
+    """Documents processed into chunks, not yet written: what `publish_corpus` writes and registers."""
+
+    rows: list[dict[str, str]]
+    stats: CorpusStats
+    skipped: list[str] = field(default_factory=list)
+
+
+def process_corpus(workspace: Workspace, paths: Sequence[Path], *, tokenizer: str | None = None,
+                   chunk_size: int | None = None, chunk_overlap: int | None = None,
+                   near_dup_threshold: float | None = None, progress: Progress | None = None) -> ProcessedCorpus:
+    """Read `paths` (files or folders) and process them into chunks, writing nothing. The numbers given replace
+    the `data` settings and are checked like them, before anything is read."""
     settings = updated(workspace.settings.data, "corpus", chunk_size=chunk_size, chunk_overlap=chunk_overlap,
                        near_dup_threshold=near_dup_threshold)
     loaded = load_documents(paths, settings.max_file_bytes)
@@ -157,6 +167,21 @@ def build_corpus(workspace: Workspace, paths: Sequence[Path], *, tokenizer: str 
     corpus = processor.process_documents([d.text for d in loaded.documents], progress=progress)
     if not corpus:
         raise _nothing_to_write(loaded)
+    return ProcessedCorpus(corpus, processor.stats, loaded.skipped)
+
+
+def publish_corpus(workspace: Workspace, processed: ProcessedCorpus) -> CorpusReport:
+    """Write `processed` as `cpt/domain_corpus_<ts>.jsonl` atomically and register it (kind pt)."""
     path = timestamped_path(workspace, "cpt", "domain_corpus", ".jsonl")
-    dataset = publish_dataset(workspace, path.stem, path, corpus, "pt", "text")
-    return CorpusReport(path, dataset, processor.stats, loaded.skipped)
+    dataset = publish_dataset(workspace, path.stem, path, processed.rows, "pt", "text")
+    return CorpusReport(path, dataset, processed.stats, processed.skipped)
+
+
+def build_corpus(workspace: Workspace, paths: Sequence[Path], *, tokenizer: str | None = None,
+                 chunk_size: int | None = None, chunk_overlap: int | None = None,
+                 near_dup_threshold: float | None = None, progress: Progress | None = None) -> CorpusReport:
+    """`llmops data corpus`: `process_corpus`, then `publish_corpus`."""
+    processed = process_corpus(workspace, paths, tokenizer=tokenizer, chunk_size=chunk_size,
+                               chunk_overlap=chunk_overlap, near_dup_threshold=near_dup_threshold,
+                               progress=progress)
+    return publish_corpus(workspace, processed)

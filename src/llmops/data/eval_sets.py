@@ -180,9 +180,14 @@ def record_prompt(record: Record, fmt: str) -> str:
     return _exchange(record, fmt)[0]
 
 
-def without_held_out(workspace: Workspace, records: Sequence[Any], fmt: str) -> list[Any]:
-    """`records` less those whose prompt is in an eval set (see `held_out_prompts`)."""
+def held_out_flags(workspace: Workspace, records: Sequence[Any], fmt: str) -> list[bool]:
+    """For each of `records`: whether its prompt is in an eval set (see `held_out_prompts`)."""
     held = held_out_prompts(workspace)
     if not held:
-        return list(records)
-    return [r for r in records if prompt_key(record_prompt(r, fmt)) not in held]
+        return [False] * len(records)
+    return [prompt_key(record_prompt(r, fmt)) in held for r in records]
+
+
+def without_held_out(workspace: Workspace, records: Sequence[Any], fmt: str) -> list[Any]:
+    """`records` less those whose prompt is in an eval set (see `held_out_prompts`)."""
+    return [r for r, held in zip(records, held_out_flags(workspace, records, fmt), strict=True) if not held]

@@ -7,6 +7,7 @@ Formats (one record each):
 - alpaca    `{"instruction", "input", "output"}`                         SFT
 - ranking   `{"conversations": [{"role","content"}], "chosen": {...}, "rejected": {...}}`  DPO, spec 4.3.2
 - trl       `{"prompt": [messages], "chosen": [messages], "rejected": [messages]}`   TRL's conversational DPO
+- kto       `{"messages": [{"role", "content"}, ... assistant], "kto_tag": bool}`  KTO (desirable: true)
 Errors read `file:line: field: problem`.
 """
 
@@ -20,7 +21,8 @@ from typing import Any
 from llmops.errors import LLMOpsError, located
 from llmops.fileio import MAX_FILE_BYTES, read_text_file, write_json_atomic, write_jsonl_atomic
 
-FORMATS = ("text", "messages", "sharegpt", "alpaca", "ranking", "trl", "eval")  # eval: held-out {prompt, reference?}
+# eval: held-out {prompt, reference?}
+FORMATS = ("text", "messages", "sharegpt", "alpaca", "ranking", "trl", "eval", "kto")
 Record = dict[str, Any]
 Problem = tuple[str, str]  # (field, problem)
 
@@ -195,6 +197,10 @@ def record_problems(record: Any, fmt: str) -> list[Problem]:
         conversation = _check_conversation(record, "conversations", ("role", "content"),
                                            ("user", "assistant", "system"), "user")
         return conversation + _check_reply(record, "chosen") + _check_reply(record, "rejected")
+    if fmt == "kto":
+        tag = [] if isinstance(record.get("kto_tag"), bool) else [("kto_tag", "expected true or false")]
+        return _check_conversation(record, "messages", ("role", "content"), ("user", "assistant", "system"),
+                                   "assistant") + tag
     if fmt == "trl":
         problems = _check_conversation(record, "prompt", ("role", "content"), ("user", "assistant", "system"), "user")
         for name in ("chosen", "rejected"):
@@ -213,6 +219,8 @@ def detect_format(record: Any) -> str:
         return "eval"
     if "chosen" in record:
         return "ranking"
+    if "kto_tag" in record:
+        return "kto"
     if "conversations" in record:
         return "sharegpt"
     if "instruction" in record:
@@ -330,6 +338,8 @@ def dedup_key(record: Record, fmt: str) -> str:
         key = record["prompt"].strip()
     elif fmt in ("messages", "sharegpt", "alpaca"):
         key = [t["content"].strip() for t in to_messages(record, fmt)["messages"] if t["role"] != "assistant"]
+    elif fmt == "kto":
+        key = [[t["content"].strip() for t in record["messages"]], record["kto_tag"]]
     elif fmt == "ranking":
         key = [[t["content"] for t in record["conversations"]], record["chosen"]["content"],
                record["rejected"]["content"]]

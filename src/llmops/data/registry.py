@@ -21,7 +21,7 @@ from llmops.fileio import MAX_FILE_BYTES, open_regular_file, read_text_file, wri
 from llmops.settings import save_settings
 from llmops.workspace import Workspace
 
-KINDS = ("pt", "sft", "dpo", "eval")  # eval: held-out sets (data/eval_sets.py), never in dataset_info.json
+KINDS = ("pt", "sft", "dpo", "kto", "eval")  # eval: held-out sets (data/eval_sets.py), never in dataset_info.json
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _MESSAGE_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                  "assistant_tag": "assistant", "system_tag": "system"}
@@ -69,6 +69,9 @@ def dataset_info_entry(fmt: str, file_name: str) -> dict[str, Any]:
         return {"file_name": file_name, "formatting": "sharegpt", "ranking": True,
                 "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"},
                 "tags": dict(_MESSAGE_TAGS)}
+    if fmt == "kto":
+        return {"file_name": file_name, "formatting": "sharegpt", "ranking": False,
+                "columns": {"messages": "messages", "kto_tag": "kto_tag"}, "tags": dict(_MESSAGE_TAGS)}
     raise LLMOpsError(f"format {fmt!r} cannot be registered for LLaMA-Factory")
 
 

@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from llmops.data.doc_facts import is_chinese
 from llmops.data.documents import load_documents
-from llmops.data.eval_sets import without_held_out
+from llmops.data.eval_sets import held_out_flags
 from llmops.data.example import Example
 from llmops.data.formats import record_problems
 from llmops.data.registry import DatasetRecord, data_file, publish_dataset, timestamped_path
@@ -42,6 +42,15 @@ class GenerationStats:
     by_type: Counter[str] = field(default_factory=Counter)
     closings: int = 0
     llm: BootstrapStats | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedInstructions:
+    """Generated SFT records (messages format) and each one's task type, not yet written."""
+
+    records: list[dict[str, Any]]
+    task_types: list[str]
+    stats: GenerationStats
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class SelfInstructGenerator:
         self.endpoint = endpoint
         self.random = random.Random(seed)
         self.stats = GenerationStats()
+        self.task_types: list[str] = []  # of the records the last generate_instructions returned
 
     def generate_instructions(self, num_instructions: int = 100, use_mock: bool = True,
                               progress: Progress | None = None) -> list[dict[str, Any]]:
@@ -139,6 +149,7 @@ class SelfInstructGenerator:
     def _records(self, examples: list[Example]) -> list[dict[str, Any]]:
         closing = set(self.random.sample(range(len(examples)), round(self.closing_rate * len(examples))))
         self.stats.closings = len(closing)
+        self.task_types = [example.task_type for example in examples]
         head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         records = []
         for index, example in enumerate(examples):
@@ -190,12 +201,12 @@ def seed_tasks_from(path: Path | None, max_bytes: int = MAX_FILE_BYTES) -> list[
     return [Task(s.instruction, s.input, s.output, s.is_classification) for s in seeds]
 
 
-def generate_sft_dataset(workspace: Workspace, num_instructions: int | None = None, *, use_mock: bool = True,
+def generate_sft_records(workspace: Workspace, num_instructions: int | None = None, *, use_mock: bool = True,
                          documents: Sequence[Path] | None = None, seed_tasks: Path | None = None,
                          templates: TemplateSet[Any] = GENERIC_TEMPLATES, endpoint: LLMEndpoint | None = None,
                          closing_rate: float | None = None, seed: int = 0,
-                         progress: Progress | None = None) -> SelfInstructReport:
-    """Generate, then write + register `sft/sft_data_<ts>.json` (messages format, sharegpt role/content tags).
+                         progress: Progress | None = None) -> GeneratedInstructions:
+    """Generate SFT records (messages format), writing nothing; those whose prompt is held out are dropped.
 
     Documents default to the workspace's (template mode needs some), seed tasks to the built-in generic ones,
     the template set to the generic one."""
@@ -206,9 +217,28 @@ def generate_sft_dataset(workspace: Workspace, num_instructions: int | None = No
     generator = SelfInstructGenerator(
         texts, tasks, templates=templates, system_prompt=settings.system_prompt,
         rouge_threshold=settings.rouge_threshold, closing_rate=settings.closing_rate, seed=seed, endpoint=endpoint)
-    data = without_held_out(workspace, generator.generate_instructions(settings.num_instructions, use_mock, progress),
-                            "messages")
+    records = generator.generate_instructions(settings.num_instructions, use_mock, progress)
+    kept = [(record, task_type) for record, task_type, held in
+            zip(records, generator.task_types, held_out_flags(workspace, records, "messages"), strict=True)
+            if not held]
+    return GeneratedInstructions([r for r, _ in kept], [t for _, t in kept], generator.stats)
+
+
+def publish_sft_records(workspace: Workspace, generated: GeneratedInstructions) -> SelfInstructReport:
+    """Write `generated` as `sft/sft_data_<ts>.json` (messages format, sharegpt role/content tags) and register it."""
     path = timestamped_path(workspace, "sft", "sft_data", ".json")
-    check_messages(data, path)
-    dataset = publish_dataset(workspace, path.stem, path, data, "sft", "messages")
-    return SelfInstructReport(path, dataset, generator.stats)
+    check_messages(generated.records, path)
+    dataset = publish_dataset(workspace, path.stem, path, generated.records, "sft", "messages")
+    return SelfInstructReport(path, dataset, generated.stats)
+
+
+def generate_sft_dataset(workspace: Workspace, num_instructions: int | None = None, *, use_mock: bool = True,
+                         documents: Sequence[Path] | None = None, seed_tasks: Path | None = None,
+                         templates: TemplateSet[Any] = GENERIC_TEMPLATES, endpoint: LLMEndpoint | None = None,
+                         closing_rate: float | None = None, seed: int = 0,
+                         progress: Progress | None = None) -> SelfInstructReport:
+    """`llmops data self-instruct`: `generate_sft_records`, then `publish_sft_records`."""
+    generated = generate_sft_records(workspace, num_instructions, use_mock=use_mock, documents=documents,
+                                     seed_tasks=seed_tasks, templates=templates, endpoint=endpoint,
+                                     closing_rate=closing_rate, seed=seed, progress=progress)
+    return publish_sft_records(workspace, generated)

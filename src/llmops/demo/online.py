@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.progress import Progress
 
-from llmops.data.preferences import pair_stats
+from llmops.data.preferences import PairStats
+from llmops.data.registry import get_dataset
 from llmops.demo.report import Scenario, TimelinePoint
 from llmops.demo.simulated_users import SimulatedUsers
 from llmops.demo.traffic import run_arena, send_traffic
@@ -32,9 +33,11 @@ MAX_ROUNDS = 40
 
 
 def collect_votes(ws: Workspace, url: str, prompts: Sequence[str], users: SimulatedUsers, sampling: Sampling,
-                  console: Console, first: int = 300, step: int = 100, rounds: int = 12) -> str:
+                  console: Console, first: int = 300, step: int = 100, rounds: int = 12) -> tuple[int, str]:
     """Arena battles through the gateway, voted by the simulated users, in rounds until the DPO trigger fires
-    (prompts are reused once the pool is spent: new samples, new pairs)."""
+    (prompts are reused once the pool is spent: new samples, new pairs); the battles fought and what they gave.
+    The arena battles production against itself (no candidate is set): on-policy pairs of the model in
+    production, which is the next DPO run's parent and reference."""
     votes: Counter[str] = Counter()
     done = 0
     for number in range(rounds):
@@ -45,16 +48,16 @@ def collect_votes(ws: Workspace, url: str, prompts: Sequence[str], users: Simula
         done += size
         if should_trigger_dpo_training(ws).fire:
             break
-    stats = pair_stats(ws)
-    return (f"{done} battles, votes {dict(sorted(votes.items()))}; "
-            f"{stats.valid_pairs} valid pairs")
+    stats = should_trigger_dpo_training(ws).stats
+    return done, f"{done} battles, votes {dict(sorted(votes.items()))}; {stats.valid_pairs} new valid pairs"
 
 
-def trigger_report(ws: Workspace) -> str:
+def trigger_report(ws: Workspace) -> tuple[PairStats, str]:
+    """What the trigger counted since the last DPO version, and why it fires; LLMOpsError when it does not."""
     decision = should_trigger_dpo_training(ws)
     if not decision.fire:
         raise LLMOpsError("demo: the DPO trigger did not fire: " + "; ".join(decision.reasons))
-    return "fires: " + "; ".join(decision.reasons)
+    return decision.stats, "fires: " + "; ".join(decision.reasons)
 
 
 def dpo_tick(ws: Workspace, judge: Judge, on_progress: ProgressCallback) -> tuple[flywheel.TickResult, Evaluation]:
@@ -67,6 +70,14 @@ def dpo_tick(ws: Workspace, judge: Judge, on_progress: ProgressCallback) -> tupl
     if "evaluation" not in result.evidence:
         raise LLMOpsError(f"demo: the loop tick did not train and evaluate: {result.action}: {result.detail}")
     return result, Evaluation(**result.evidence["evaluation"])
+
+
+def pairs_used(ws: Workspace, result: flywheel.TickResult) -> int:
+    """The rows of the preference dataset the tick's candidate was trained on."""
+    attempt = result.evidence.get("attempt")
+    if not isinstance(attempt, dict):
+        raise LLMOpsError(f"demo: the loop tick recorded no training attempt: {result.action}")
+    return get_dataset(ws, str(attempt["dataset"])).rows
 
 
 def _point(ws: Workspace, started_at: float, result: flywheel.TickResult) -> TimelinePoint:

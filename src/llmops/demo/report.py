@@ -1,5 +1,6 @@
-"""The demo's report: PNG charts (loss curves, DPO reward accuracy, win rate with its interval, rollout
-timelines with traffic share and guardrail metrics) and a Markdown page that ties them together."""
+"""The demo's report: PNG charts (loss curves, DPO reward accuracy, win rates with their intervals, rollout
+timelines with traffic share and guardrail metrics) and a Markdown page that ties them together, one row per
+turn of the loop (the votes it collected, the share of them DPO used, its evaluation and rollout)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,30 @@ class TimelinePoint:
     action: str
 
 
+@dataclass(frozen=True)
+class LoopRound:
+    """One turn of the loop: the votes the trigger counted since the last DPO version, the pairs the trained
+    dataset holds, the candidate's evaluation against production and how its rollout ended."""
+
+    number: int
+    battles: int
+    votes: int
+    pairs: int
+    ties: int
+    both_bad: int
+    evaluation: Evaluation
+    outcome: str
+
+    @property
+    def share_used(self) -> float:
+        return self.pairs / self.votes if self.votes else 0.0
+
+    @property
+    def other_dropped(self) -> int:
+        """Votes neither used nor a tie or both_bad (identical, empty, duplicate or capped)."""
+        return self.votes - self.pairs - self.ties - self.both_bad
+
+
 @dataclass
 class Scenario:
     title: str
@@ -46,26 +71,28 @@ def plot_losses(logs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_dpo_accuracy(entries: Sequence[dict[str, Any]], path: Path) -> Path:
-    """DPO reward accuracy (chosen rewarded above rejected) against step."""
+def plot_dpo_accuracy(logs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
+    """DPO reward accuracy (chosen rewarded above rejected) against step, one line per DPO run."""
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
-    points = [(e["current_steps"], e["accuracy"]) for e in entries if e.get("accuracy") is not None]
-    if points:
-        ax.plot(*zip(*points, strict=True), marker=".", color="tab:purple")
+    for label, entries in logs.items():
+        points = [(e["current_steps"], e["accuracy"]) for e in entries if e.get("accuracy") is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker=".", label=label)
     ax.set(xlabel="step", ylabel="reward accuracy", ylim=(0, 1.05), title="DPO reward accuracy")
+    ax.legend(loc="lower right")
     return _save(fig, path)
 
 
-def plot_win_rate(evaluation: Evaluation, gate: float, path: Path) -> Path:
-    """The candidate's win rate with its 95% bootstrap interval against the promotion gate."""
-    fig = Figure(figsize=(5, 4))
+def plot_win_rate(evaluations: Sequence[Evaluation], gate: float, path: Path) -> Path:
+    """Each candidate's win rate over its baseline with its 95% bootstrap interval, against the promotion gate."""
+    fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    err = [[evaluation.win_rate - evaluation.ci_low], [evaluation.ci_high - evaluation.win_rate]]
-    ax.bar([evaluation.new_model], [evaluation.win_rate], yerr=err, capsize=12, color="tab:green", width=0.5)
+    labels = [f"{e.new_model}\nover {e.old_model}" for e in evaluations]
+    err = [[e.win_rate - e.ci_low for e in evaluations], [e.ci_high - e.win_rate for e in evaluations]]
+    ax.bar(labels, [e.win_rate for e in evaluations], yerr=err, capsize=12, color="tab:green", width=0.5)
     ax.axhline(gate, color="tab:red", linestyle="--", label=f"gate: lower bound > {gate}")
-    ax.set(ylim=(0, 1), ylabel=f"win rate over {evaluation.old_model}",
-           title=f"{evaluation.comparisons} comparisons, 95% CI [{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]")
+    ax.set(ylim=(0, 1), ylabel="win rate (95% CI)", title="Candidates against production, held-out prompts")
     ax.legend(loc="lower right")
     return _save(fig, path)
 
@@ -102,21 +129,31 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(path: Path, summary: Sequence[Sequence[str]], evaluation: Evaluation, gate: float,
+def rounds_tables(rounds: Sequence[LoopRound], gate: float) -> list[str]:
+    """The votes of each turn of the loop and the share DPO used, then each candidate's evaluation."""
+    votes = markdown_table(
+        ("round", "battles", "votes", "pairs used", "share used", "ties", "both_bad", "other left out"),
+        [(str(r.number), str(r.battles), str(r.votes), str(r.pairs), f"{r.share_used:.1%}", str(r.ties),
+          str(r.both_bad), str(r.other_dropped)) for r in rounds])
+    evaluations = markdown_table(
+        ("round", "candidate", "baseline", "judge", "win rate", "95% CI", "comparisons", "gate", "rollout"),
+        [(str(r.number), r.evaluation.new_model, r.evaluation.old_model, r.evaluation.judge,
+          f"{r.evaluation.win_rate:.3f}", f"[{r.evaluation.ci_low:.3f}, {r.evaluation.ci_high:.3f}]",
+          str(r.evaluation.comparisons), "passed" if r.evaluation.passes(gate) else "failed", r.outcome)
+         for r in rounds])
+    met = [f"Rubric met in round {r.number} by {r.evaluation.new_model}: {r.evaluation.avg_score:.1%} of sampled "
+           f"answers; by {r.evaluation.old_model}: {r.evaluation.avg_score_old:.1%}." for r in rounds]
+    return ["## Votes per round", "", votes, "", "## Evaluation", "", evaluations, "", *met]
+
+
+def write_report(path: Path, summary: Sequence[Sequence[str]], rounds: Sequence[LoopRound], gate: float,
                  scenarios: Sequence[Scenario], charts: dict[str, str], notes: Sequence[str]) -> Path:
     """The Markdown report beside its charts (chart paths relative to the report)."""
     parts = ["# llmops demo: the closed loop on a CPU", "", *notes, "", "## Summary", "",
-             markdown_table(("step", "result", "seconds"), summary), "",
+             markdown_table(("step", "result", "seconds"), summary), "", *rounds_tables(rounds, gate), "",
+             f"![win rate]({charts['win_rate']})", "",
              "## Training", "", f"![loss curves]({charts['losses']})", "",
-             f"![DPO reward accuracy]({charts['dpo_accuracy']})", "",
-             "## Evaluation", "",
-             markdown_table(("candidate", "baseline", "judge", "win rate", "95% CI", "comparisons", "gate"),
-                            [(evaluation.new_model, evaluation.old_model, evaluation.judge,
-                              f"{evaluation.win_rate:.3f}", f"[{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]",
-                              str(evaluation.comparisons), "passed" if evaluation.passes(gate) else "failed")]),
-             "", f"Rubric met by {evaluation.new_model}: {evaluation.avg_score:.1%} of sampled answers; by "
-             f"{evaluation.old_model}: {evaluation.avg_score_old:.1%}.", "",
-             f"![win rate]({charts['win_rate']})", "", "## Rollouts", ""]
+             f"![DPO reward accuracy]({charts['dpo_accuracy']})", "", "## Rollouts", ""]
     for index, scenario in enumerate(scenarios):
         parts += [f"### {scenario.title}: {scenario.outcome}", "", f"![rollout]({charts[f'rollout_{index}']})", "",
                   markdown_table(("event", "traffic", "evidence"),

@@ -1,11 +1,13 @@
 """`llmops demo`: the whole loop, for real, on a CPU (DESIGN.md's "Facts measured" are the recipe).
 
 tiny base (cached) → preset documents → CPT (LoRA, merged: completion-v1.0) → Self-Instruct → full SFT
-(chat-v1.0, production) → simulated users chat and vote in the arena through the HTTP gateway → trigger →
-DPO with an SFT term on the chosen answers (chat-v1.1) → evaluation on held-out prompts by the users'
-hidden rubric → canary 5/20/50/100 with simulated traffic → promote. Then a deliberately broken candidate
-(an upstream failing a share of its requests) is rolled back in its first stage. A Markdown report with
-PNG charts goes to `reports/demo/`, and a summary table is printed.
+(chat-v1.0, production), then the loop turns twice: simulated users vote in the arena through the HTTP gateway
+on production's answers (two samples of it: on-policy pairs) → trigger (new pairs since the last DPO version) →
+DPO on those pairs with an SFT term on the chosen answers, parent and reference production (chat-v1.1, then
+chat-v1.2 from chat-v1.1) → evaluation against production on held-out prompts by the users' hidden rubric →
+canary 5/20/50/100 with simulated traffic → promote. Then a deliberately broken candidate (an upstream
+failing a share of its requests, chat-v1.3) is rolled back in its first stage. A Markdown report with PNG
+charts goes to `reports/demo/`, and a summary table is printed.
 """
 
 import shutil
@@ -28,6 +30,7 @@ from llmops.demo import prompts as demo_prompts
 from llmops.demo.base_model import ensure_base_model
 from llmops.demo.preset import load_products, preset_documents
 from llmops.demo.report import (
+    LoopRound,
     Scenario,
     plot_dpo_accuracy,
     plot_losses,
@@ -41,7 +44,6 @@ from llmops.errors import LLMOpsError
 from llmops.inference.engine import InferenceModel
 from llmops.inference.types import Sampling
 from llmops.loop.answers import EngineAnswers
-from llmops.loop.evaluate import Evaluation
 from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.serve.gateway import create_app
@@ -71,6 +73,11 @@ class DemoConfig:
     noise: float = 0.05
     seed: int = 0
     stage_min_requests: int = 40
+    loop_rounds: int = 2
+    first_battles: int = 300  # arena battles before the first look at the trigger, then `battle_step` more a look
+    battle_step: int = 100
+    later_battles: int = 200  # the same in later rounds
+    later_battle_step: int = 50
     broken_error_rate: float = 0.2
     max_latency_p99_ms: float = 10000.0  # a tiny model batching on a shared 2-core CPU; the product default is 2 s
     sampling: Sampling = DEMO_SAMPLING
@@ -178,21 +185,23 @@ def _trainer_log(ws: Workspace, output_dir: str) -> list[dict[str, Any]]:
     return read_trainer_log(path if path.is_absolute() else ws.root / path)
 
 
-def write_demo_report(ws: Workspace, summary: Summary, evaluation: Evaluation, scenarios: list[Scenario],
-                      versions: dict[str, ModelVersion], notes: list[str]) -> Path:
+def write_demo_report(ws: Workspace, summary: Summary, run: "OnlineRun", chat: ModelVersion,
+                      notes: list[str]) -> Path:
     """Charts and the Markdown report under reports/demo/."""
     folder = ws.reports_dir / "demo"
-    cpt_run = read_run(ws, versions["cpt"].run_id or "", with_progress=False)
-    logs = {"cpt": _trainer_log(ws, cpt_run.output_dir), "sft": _trainer_log(ws, versions["sft"].path),
-            "dpo": _trainer_log(ws, versions["dpo"].path)}
+    cpt_run = read_run(ws, registry.get_version(ws, chat.parent or "").run_id or "", with_progress=False)
+    dpo = {f"dpo → {r.evaluation.new_model}": _trainer_log(ws, registry.get_version(ws, r.evaluation.new_model).path)
+           for r in run.rounds}
+    logs = {"cpt": _trainer_log(ws, cpt_run.output_dir), "sft": _trainer_log(ws, chat.path), **dpo}
     loop = ws.settings.loop
     limits = {"max_error_rate": loop.max_error_rate, "max_latency_p99_ms": loop.max_latency_p99_ms}
     charts = {"losses": plot_losses(logs, folder / "losses.png"),
-              "dpo_accuracy": plot_dpo_accuracy(logs["dpo"], folder / "dpo_reward_accuracy.png"),
-              "win_rate": plot_win_rate(evaluation, loop.gate_lower_bound, folder / "win_rate.png")}
-    for index, scenario in enumerate(scenarios):
+              "dpo_accuracy": plot_dpo_accuracy(dpo, folder / "dpo_reward_accuracy.png"),
+              "win_rate": plot_win_rate([r.evaluation for r in run.rounds], loop.gate_lower_bound,
+                                        folder / "win_rate.png")}
+    for index, scenario in enumerate(run.scenarios):
         charts[f"rollout_{index}"] = plot_rollout(scenario, limits, folder / f"rollout_{index + 1}.png")
-    return write_report(folder / "report.md", summary.rows, evaluation, loop.gate_lower_bound, scenarios,
+    return write_report(folder / "report.md", summary.rows, run.rounds, loop.gate_lower_bound, run.scenarios,
                         {key: path.name for key, path in charts.items()}, notes)
 
 
@@ -205,42 +214,81 @@ def print_summary(summary: Summary, report: Path, seconds: float) -> None:
     console.print(table)
 
 
+@dataclass
+class OnlineRun:
+    """What the online half gives the report: the turns of the loop and the rollouts."""
+
+    rounds: list[LoopRound] = field(default_factory=list)
+    scenarios: list[Scenario] = field(default_factory=list)
+    next_user: int = 0
+
+
+def loop_round(ws: Workspace, config: DemoConfig, context: tuple[str, list[str], SimulatedUsers],
+               judge: RubricJudge, summary: Summary, run: OnlineRun) -> None:
+    """One turn of the loop through the gateway: votes on production's answers → trigger → DPO (parent and
+    reference: production) → evaluation against production → canary 5/20/50/100 → promote."""
+    url, prompts, users = context
+    number = len(run.rounds) + 1
+    first, step = (config.first_battles, config.battle_step) if number == 1 else (config.later_battles,
+                                                                                   config.later_battle_step)
+    production = registry.resolve(ws, "production").name
+    with summary.step(f"Round {number}: simulated users vote on {production} (HTTP gateway)") as out:
+        battles, voted = online.collect_votes(ws, url, prompts, users, config.sampling, console, first, step)
+        out.append(voted)
+    with summary.step(f"Round {number}: trigger") as out:
+        stats, fired = online.trigger_report(ws)
+        out.append(fired)
+    bar, on_progress = training_progress()
+    with summary.step(f"Round {number}: DPO on {production} → candidate, evaluation, gate") as out, bar:
+        result, evaluation = online.dpo_tick(ws, judge, on_progress)
+        out.append(f"{evaluation.new_model}: win rate {evaluation.win_rate:.3f} over {evaluation.old_model}, 95% CI "
+                   f"[{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}], {evaluation.comparisons} comparisons "
+                   f"→ {result.action}")
+    outcome = result.action.removeprefix("rollout_").replace("_", " ")
+    if result.action == "rollout_started":
+        with summary.step(f"Round {number}: canary 5/20/50/100 with simulated traffic") as out:
+            scenario, run.next_user = online.drive_rollout(ws, url, prompts, users, config.sampling,
+                                                           f"Canary of {evaluation.new_model}", run.next_user,
+                                                           console.print)
+            run.scenarios.append(scenario)
+            outcome = scenario.outcome
+            out.append(f"{scenario.candidate}: {outcome}")
+    run.rounds.append(LoopRound(number, battles, stats.votes, online.pairs_used(ws, result), stats.ties,
+                                stats.both_bad, evaluation, outcome))
+
+
+def broken_candidate(ws: Workspace, config: DemoConfig, context: tuple[str, list[str], SimulatedUsers],
+                     engine: InferenceModel, summary: Summary, run: OnlineRun) -> None:
+    """A candidate behind an upstream failing a share of its requests: rolled back in its first stage."""
+    url, prompts, users = context
+    with summary.step("Broken candidate (failing upstream)") as out:
+        server, broken = online.start_broken_candidate(ws, engine, config.broken_error_rate)
+        try:
+            scenario, run.next_user = online.drive_rollout(ws, url, prompts, users, config.sampling,
+                                                           "Broken candidate", run.next_user, console.print)
+            run.scenarios.append(scenario)
+            out.append(f"{broken.name}: {scenario.outcome} at stage 1 ({_breached(scenario)})")
+            out.append(online.traffic_after_rollback(url, prompts, users, config.sampling, run.next_user,
+                                                     broken.name))
+        finally:
+            server.stop()
+
+
 def online_loop(ws: Workspace, config: DemoConfig, split: demo_prompts.PromptSplit, summary: Summary,
-                engine: InferenceModel) -> tuple[Evaluation, list[Scenario]]:
-    """Votes → trigger → DPO → evaluation → canary → promote; then the broken candidate's rollback."""
+                engine: InferenceModel) -> OnlineRun:
+    """The loop turned up to `config.loop_rounds` times (while each candidate is promoted); then the broken
+    candidate's rollback."""
     users = SimulatedUsers(noise=config.noise, seed=config.seed)
-    say = console.print
-    scenarios = []
+    judge = RubricJudge(EngineAnswers(ws, config.sampling, engine=engine), samples_per_prompt=config.eval_samples)
+    run = OnlineRun()
     with BackgroundServer(create_app(ws, engine=engine)) as gateway:
-        with summary.step("Simulated users vote in the arena (HTTP gateway)") as out:
-            out.append(online.collect_votes(ws, gateway.url, split.arena, users, config.sampling, console))
-        with summary.step("Trigger") as out:
-            out.append(online.trigger_report(ws))
-        judge = RubricJudge(EngineAnswers(ws, config.sampling, engine=engine), samples_per_prompt=config.eval_samples)
-        bar, on_progress = training_progress()
-        with summary.step("DPO → chat-v1.1, evaluation, gate") as out, bar:
-            result, evaluation = online.dpo_tick(ws, judge, on_progress)
-            out.append(f"win rate {evaluation.win_rate:.3f}, 95% CI [{evaluation.ci_low:.3f}, "
-                       f"{evaluation.ci_high:.3f}], {evaluation.comparisons} comparisons → {result.action}")
-        user = 0
-        if result.action == "rollout_started":
-            with summary.step("Canary 5/20/50/100 with simulated traffic") as out:
-                scenario, user = online.drive_rollout(ws, gateway.url, split.arena, users, config.sampling,
-                                                      "Canary of chat-v1.1", user, say)
-                scenarios.append(scenario)
-                out.append(f"{scenario.candidate}: {scenario.outcome}")
-        with summary.step("Broken candidate (failing upstream)") as out:
-            server, broken = online.start_broken_candidate(ws, engine, config.broken_error_rate)
-            try:
-                scenario, user = online.drive_rollout(ws, gateway.url, split.arena, users, config.sampling,
-                                                      "Broken candidate", user, say)
-                scenarios.append(scenario)
-                out.append(f"{broken.name}: {scenario.outcome} at stage 1 ({_breached(scenario)})")
-                out.append(online.traffic_after_rollback(gateway.url, split.arena, users, config.sampling, user,
-                                                         broken.name))
-            finally:
-                server.stop()
-    return evaluation, scenarios
+        context = (gateway.url, split.arena, users)
+        for _ in range(config.loop_rounds):
+            loop_round(ws, config, context, judge, summary, run)
+            if run.rounds[-1].outcome != "promoted":
+                break  # the report shows where the loop stopped
+        broken_candidate(ws, config, context, engine, summary, run)
+    return run
 
 
 def _breached(scenario: Scenario) -> str:
@@ -266,19 +314,19 @@ def run_demo(config: DemoConfig, replace: bool = False) -> Path:
         out.append(f"{len(split.arena)} arena prompts, {len(split.heldout)} held out (in no training set)")
     engine = InferenceModel(max_batch_size=32)
     try:
-        evaluation, scenarios = online_loop(ws, config, split, summary, engine)
+        run = online_loop(ws, config, split, summary, engine)
     finally:
         engine.close()
-    versions = {"cpt": registry.get_version(ws, chat.parent or ""), "sft": chat,
-                "dpo": registry.get_version(ws, evaluation.new_model)}
     notes = [f"Workspace: `{ws.root}`. Hidden rubric of the simulated users: the answer ends with a polite "
-             f"closing phrase (noise {config.noise:.0%}); no training code sees it.",
+             f"closing phrase (noise {config.noise:.0%}); no training code sees it. Each round's battles pit "
+             f"production against itself (two samples), so its pairs are on-policy for the DPO run that starts "
+             f"from production and uses it as the reference; that run trains on the round's new votes only.",
              f"Sampling: temperature {config.sampling.temperature}, top_p {config.sampling.top_p}; evaluation on "
              f"{config.heldout_prompts} held-out prompts × {config.eval_samples} samples per model.",
              f"Guardrails: error rate > {ws.settings.loop.max_error_rate:.0%}, p99 latency > "
              f"{ws.settings.loop.max_latency_p99_ms:.0f} ms (raised from the spec's 2000 ms: on this CPU the batched "
              f"tiny model answers slowly for every version alike), thumbs-up share "
              f"{ws.settings.loop.max_feedback_drop:.0%} below production's."]
-    report = write_demo_report(ws, summary, evaluation, scenarios, versions, notes)
+    report = write_demo_report(ws, summary, run, chat, notes)
     print_summary(summary, report, time.monotonic() - started)
     return report

@@ -1,13 +1,16 @@
 """A backend that forwards to an OpenAI-compatible server (vLLM, SGLang, `llamafactory-cli api`) by URL.
 
 A version registered with an `upstream_url` is served by that server: the gateway sends the chat request
-to `<url>/v1/chat/completions` with the version's name as `model` (vLLM `--enable-lora` serves adapters by
-name; servers of a single model ignore it). `top_k` and `repetition_penalty` travel as the extra fields
-vLLM and SGLang accept. Streams are relayed piece by piece (a server that answers a stream request with
-one JSON completion is relayed as one piece). An answer 400, 413 or 422 refuses the request's own content
-(a prompt too long for the server, say): a ClientError, HTTP 400 at the gateway and not a failure of the
-version. Any transport error, other non-2xx answer (401, 404, 429, 5xx: the server or its set-up, not the
-client) or malformed reply is a BackendError (HTTP 502, or an error event once a stream has begun).
+to `<url>/v1/chat/completions` with the version's name as `model` (vLLM answers only to the names it serves,
+`--lora-modules NAME=PATH` or `--served-model-name NAME`; `llamafactory-cli api` ignores it). `top_k` and
+`repetition_penalty` travel as the extra fields vLLM and SGLang accept; servers ignore fields they do not know.
+`api_key` (from the gateway's `serve.upstream_api_key_env`) is sent as the bearer token. Streams are relayed piece
+by piece (a server that answers a stream request with one JSON completion is relayed as one piece); a stream without
+a usage event (LLaMA-Factory's) counts its pieces as the completion tokens and 0 prompt tokens. An answer 400, 413
+or 422 refuses the request's own content (a prompt too long for the server, say): a ClientError, HTTP 400 at the
+gateway and not a failure of the version. Any transport error, other non-2xx answer (401, 404, 429, 5xx: the server
+or its set-up, not the client) or malformed reply is a BackendError (HTTP 502, or an error event once a stream has
+begun).
 """
 
 import json

@@ -21,7 +21,9 @@ from sqlalchemy import select
 
 from llmops import db
 from llmops.data.eval_sets import active_eval_set
+from llmops.data.kto import export_kto
 from llmops.data.preferences import export_preferences
+from llmops.data.registry import get_dataset
 from llmops.errors import LLMOpsError
 from llmops.loop import prerequisites, retry, rollout
 from llmops.loop.answers import EngineAnswers
@@ -36,8 +38,8 @@ from llmops.loop.evaluate import (
 from llmops.loop.judges import HumanVoteJudge, LLMJudge
 from llmops.loop.trigger import should_trigger_dpo_training
 from llmops.models import registry, rollouts
-from llmops.models.registry import ModelVersion
-from llmops.train.pipeline import train_dpo
+from llmops.models.registry import PREFERENCE_STAGES, ModelVersion
+from llmops.train.pipeline import train_dpo, train_kto
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.train.runs import ACTIVE
 from llmops.workspace import Workspace
@@ -45,7 +47,8 @@ from llmops.workspace import Workspace
 LOCK_FILE = ".llmops/loop.lock"
 
 TrainDPO = Callable[[Workspace, str, str, list[str]], ModelVersion]
-"""(workspace, registered preference dataset, parent version, config overrides) → the registered DPO version."""
+"""(workspace, registered preference or KTO dataset, parent version, config overrides) → the registered version;
+the loop's default is the pipeline's `train_dpo`, or `train_kto` for a KTO dataset (`loop.objective`)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,8 @@ def loop_lock(workspace: Workspace) -> Iterator[bool]:
 
 
 def dpo_run_in_progress(workspace: Workspace) -> str | None:
-    """The id of a DPO training run whose process is still alive (a crashed one is marked finished here)."""
-    query = select(db.runs.c.id).where(db.runs.c.stage == "dpo", db.runs.c.status.in_(ACTIVE))
+    """The id of a DPO or KTO training run whose process is still alive (a crashed one is marked finished here)."""
+    query = select(db.runs.c.id).where(db.runs.c.stage.in_(PREFERENCE_STAGES), db.runs.c.status.in_(ACTIVE))
     with workspace.engine.connect() as conn:
         run_ids = [str(run_id) for run_id in conn.execute(query).scalars()]
     trainer = LLaMAFactoryTrainer(workspace)
@@ -88,9 +91,9 @@ def dpo_run_in_progress(workspace: Workspace) -> str | None:
 
 
 def unevaluated_candidate(workspace: Workspace) -> ModelVersion | None:
-    """The newest DPO version that was registered but never evaluated (a tick stopped before its gate)."""
+    """The newest DPO or KTO version that was registered but never evaluated (a tick stopped before its gate)."""
     for version in reversed(registry.list_versions(workspace)):
-        if version.stage == "dpo":
+        if version.stage in PREFERENCE_STAGES:
             return version if version.status == "registered" else None
     return None
 
@@ -141,38 +144,65 @@ def gate(workspace: Workspace, evaluation: Evaluation, now: float | None = None)
                       f"{bound}); canary at {started.traffic:.0%}", evidence)
 
 
-def _new_data_attempt(workspace: Workspace) -> retry.Attempt | None:
-    """The preference pairs exported as a new dataset, and the attempt on it (None: its attempts are used up)."""
-    export = export_preferences(workspace)
+@dataclass(frozen=True)
+class GateRecord:
+    """An evaluation the promotion gate decided on, as the rollout history recorded it."""
+
+    evaluation: Evaluation
+    lower_bound: float
+    passed: bool
+    at: float
+
+
+def latest_gate(workspace: Workspace) -> GateRecord | None:
+    """The newest evaluation of a candidate by the gate (`gate` records it with the rollout it started, or with the
+    rejection), and the gate's decision; None before the first."""
+    for event in reversed(rollouts.history(workspace)):
+        recorded, bound = event.evidence.get("evaluation"), event.evidence.get("gate_lower_bound")
+        if isinstance(recorded, dict) and isinstance(bound, int | float):
+            evaluation = Evaluation(**recorded)
+            return GateRecord(evaluation, float(bound), evaluation.passes(float(bound)), event.created_at)
+    return None
+
+
+def _new_data_attempt(workspace: Workspace, since: float | None, objective: str = "dpo") -> retry.Attempt | None:
+    """The pairs (DPO) or KTO examples the trigger counted (votes and thumbs after `since`, the last DPO or KTO
+    version: on-policy data of the model now in production) exported as a new dataset, and the attempt on it
+    (None: its attempts are used up)."""
+    export = export_kto(workspace, since) if objective == "kto" else export_preferences(workspace, since)
     snapshot = next(d for d in export.datasets if d.name == export.path.stem)
     return retry.plan(workspace, snapshot.name, snapshot.sha256)
 
 
-def _train_new_candidate(workspace: Workspace, train: TrainDPO, now: float | None,
-                         judge_given: bool = False) -> ModelVersion | TickResult:
-    """Train on new data when the trigger fires, else retry the gate's last rejection with the next recipe."""
+def _train_new_candidate(workspace: Workspace, train: TrainDPO | None, now: float | None, judge_given: bool = False,
+                         force: bool = False) -> ModelVersion | TickResult:
+    """Train on new data when the trigger fires (or `force`), else retry the gate's last rejection with the next
+    recipe."""
     decision = should_trigger_dpo_training(workspace)
-    attempt = None if decision.fire else retry.retry_plan(workspace)
+    fire = decision.fire or force
+    attempt = None if fire else retry.retry_plan(workspace)
     waiting = TickResult("waiting", "; ".join(decision.reasons), {"progress": decision.progress()})
-    if not decision.fire and attempt is None:
+    if not fire and attempt is None:
         return waiting
     prerequisites.require(workspace, judge_given)  # a candidate that cannot be evaluated is never trained
     running = dpo_run_in_progress(workspace)
     if running is not None:
         return TickResult("busy", f"DPO run {running} is still running")
-    attempt = attempt or _new_data_attempt(workspace)
+    attempt = attempt or _new_data_attempt(workspace, decision.last_dpo_at, decision.objective)
     if attempt is None:
         return waiting
     production = registry.resolve(workspace, "production")
     overrides = [*workspace.settings.loop.dpo_overrides, *retry.recipe_overrides(attempt.recipe)]
-    version = train(workspace, attempt.dataset, production.name, overrides)
+    kto = get_dataset(workspace, attempt.dataset).kind == "kto"
+    version = (train or (train_kto if kto else train_dpo))(workspace, attempt.dataset, production.name, overrides)
     retry.record(workspace, version.name, attempt, now)
     return version
 
 
-def tick(workspace: Workspace, train: TrainDPO = train_dpo, judge: Judge | None = None,
-         now: float | None = None) -> TickResult:
-    """One step of the online loop (see the module's docstring)."""
+def tick(workspace: Workspace, train: TrainDPO | None = None, judge: Judge | None = None,
+         now: float | None = None, force: bool = False) -> TickResult:
+    """One step of the online loop (see the module's docstring); `force` trains on the pairs there are even when
+    the trigger does not fire (an operator's "train DPO now")."""
     with loop_lock(workspace) as held:
         if not held:
             return TickResult("busy", "another loop tick holds the lock")
@@ -182,7 +212,7 @@ def tick(workspace: Workspace, train: TrainDPO = train_dpo, judge: Judge | None 
                               f"traffic {step.rollout.traffic:.0%}", step.evidence)
         candidate = unevaluated_candidate(workspace)
         if candidate is None:
-            trained = _train_new_candidate(workspace, train, now, judge is not None)
+            trained = _train_new_candidate(workspace, train, now, judge is not None, force)
             if isinstance(trained, TickResult):
                 return trained
             candidate = trained

@@ -109,6 +109,33 @@ def _ended(change: Change) -> Rollout:
     return change.rollout
 
 
+def stage_evidence(workspace: Workspace, rollout: Rollout, metrics: MetricsSource,
+                   now: float) -> tuple[LiveMetrics, LiveMetrics, dict[str, Any]]:
+    """(candidate's, production's live metrics since the stage began; the evidence a decision records)."""
+    candidate = metrics(workspace, rollout.candidate, rollout.stage_started_at)
+    production = metrics(workspace, rollout.production, rollout.stage_started_at)
+    evidence: dict[str, Any] = {"candidate": metrics_dict(candidate), "production": metrics_dict(production),
+                                "stage_progress": stage_progress(rollout, candidate, now, workspace.settings.loop)}
+    return candidate, production, evidence
+
+
+def advance_stage(workspace: Workspace, *, by: Actor, metrics: MetricsSource = version_metrics,
+                  now: float | None = None) -> Rollout:
+    """An operator's advance of the running rollout to its next stage now, whatever its minimums, with the live
+    metrics as evidence; the last stage is finished by `promote`."""
+    now = time.time() if now is None else now
+    rollout = rollouts.current_rollout(workspace)
+    if rollout is None:
+        raise LLMOpsError("rollout: none is running")
+    stages = workspace.settings.loop.rollout_stages
+    index = rollout.stage_index + 1
+    if index >= len(stages):
+        raise LLMOpsError(f"rollout of {rollout.candidate}: at its last stage ({len(stages)} of loop.rollout_stages);"
+                          " promote it instead")
+    evidence = {"reason": "manual", **stage_evidence(workspace, rollout, metrics, now)[2]}
+    return rollouts.advance(workspace, rollout, stages[index].traffic, evidence, by=by, now=now)
+
+
 def step_rollout(workspace: Workspace, metrics: MetricsSource = version_metrics, now: float | None = None,
                  by: Actor = "loop") -> Step | None:
     """Look at the running rollout once: roll back on a breach, else advance or promote a completed stage.
@@ -121,10 +148,7 @@ def step_rollout(workspace: Workspace, metrics: MetricsSource = version_metrics,
     if registry.aliases(workspace).get("production") == rollout.candidate:
         done = rollouts.promote(workspace, by=by, reason="resumed after the alias swap", expected=rollout, now=now)
         return Step(PROMOTED, _ended(done), {})
-    candidate = metrics(workspace, rollout.candidate, rollout.stage_started_at)
-    production = metrics(workspace, rollout.production, rollout.stage_started_at)
-    evidence: dict[str, Any] = {"candidate": metrics_dict(candidate), "production": metrics_dict(production),
-                                "stage_progress": stage_progress(rollout, candidate, now, settings)}
+    candidate, production, evidence = stage_evidence(workspace, rollout, metrics, now)
     breaches = check_guardrails(candidate, production, settings)
     if breaches:
         evidence["breaches"] = [b.__dict__ for b in breaches]

@@ -26,7 +26,8 @@ class VersionMetrics:
     latency_p99_ms: float
     tokens_per_s: float
     feedback_score: float | None
-    win_rate: float | None
+    win_rate: float | None  # over `battles`; None without any (a battle of a version against itself is none)
+    battles: int  # voted arena battles against another version
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +63,9 @@ def _feedback_score(conn: Connection, model: str, since: float | None) -> float 
     return None if value is None else float(value)
 
 
-def _win_rate(conn: Connection, model: str, since: float | None) -> float | None:
+def _win_rate(conn: Connection, model: str, since: float | None) -> tuple[float | None, int]:
+    """(the share of voted battles against another version that `model` won, ties and both_bad counting half;
+    how many such battles)."""
     table = db.battles
     query = select(table.c.model_a, table.c.model_b, table.c.vote).where(
         table.c.vote.is_not(None), or_(table.c.model_a == model, table.c.model_b == model),
@@ -72,7 +75,7 @@ def _win_rate(conn: Connection, model: str, since: float | None) -> float | None
         query = query.where(table.c.voted_at >= since)
     scores_a = [(a, parse_vote(vote, "battles.vote").score_a) for a, _, vote in conn.execute(query)]
     scores = [score if a == model else 1 - score for a, score in scores_a]
-    return sum(scores) / len(scores) if scores else None
+    return (sum(scores) / len(scores) if scores else None), len(scores)
 
 
 def version_metrics(workspace: Workspace, model: str, since: float | None = None) -> VersionMetrics:
@@ -80,12 +83,12 @@ def version_metrics(workspace: Workspace, model: str, since: float | None = None
     with workspace.engine.connect() as conn:
         requests, errors, latencies, tokens_per_s = _request_stats(conn, model, since)
         feedback = _feedback_score(conn, model, since)
-        win_rate = _win_rate(conn, model, since)
+        win_rate, battles = _win_rate(conn, model, since)
     return VersionMetrics(
         model=model, requests=requests, errors=errors, error_rate=errors / requests if requests else 0.0,
         latency_p50_ms=percentile(latencies, 50), latency_p95_ms=percentile(latencies, 95),
         latency_p99_ms=percentile(latencies, 99), tokens_per_s=tokens_per_s, feedback_score=feedback,
-        win_rate=win_rate,
+        win_rate=win_rate, battles=battles,
     )
 
 

@@ -24,7 +24,8 @@ from llmops.fileio import check_folder
 from llmops.workspace import Workspace
 
 KINDS = ("completion", "chat")
-STAGES = ("base", "pt", "sft", "dpo")
+STAGES = ("base", "pt", "sft", "dpo", "kto")
+PREFERENCE_STAGES = ("dpo", "kto")  # a new LoRA on the merged parent chat model: a minor version
 ALIASES = ("production", "candidate", "previous")
 STATUSES = ("registered", "candidate", "production", "archived", "rejected")
 SERVABLE_STATUSES = ("registered",)  # besides the targets of ALIASES (see `servable`)
@@ -137,7 +138,7 @@ def register_version(
         with workspace.engine.begin() as conn:
             if parent is not None:
                 get_in(conn, parent)
-            chosen = chosen or _next_version(conn, kind, major=stage != "dpo")
+            chosen = chosen or _next_version(conn, kind, major=stage not in PREFERENCE_STAGES)
             _parse_version(chosen)
             model = ModelVersion(
                 name=validate_name(f"{kind}-{chosen}"), kind=kind, version=chosen, stage=stage, parent=parent,

@@ -3,10 +3,11 @@ every decision as a row of `rollout_events` with who made it (`by`: cli, admin, 
 evidence.
 
 The one `promote` and the one `rollback` live here; the CLI, the admin API (and the UI through it), the loop and
-the demo all call them. Each state change is one transaction holding its event: it reads the running rollout
-inside that transaction, ends or changes it with a conditional `UPDATE … WHERE status = 'running'` whose row
-count is checked, moves aliases and statuses, and records the event; all of it or nothing. Of two processes
-finishing the same rollout only one succeeds; the other gets an LLMOpsError and records nothing.
+the demo all call them. Each state change is one `db.write_transaction` holding its event, serialised with every
+other across processes (SQLite's write lock; on Postgres the advisory lock `db.ROLLOUT_LOCK`): it reads the
+running rollout inside that transaction, ends or changes it with a conditional `UPDATE … WHERE status = 'running'`
+whose row count is checked, moves aliases and statuses, and records the event; all of it or nothing. Of two
+processes finishing the same rollout only one succeeds; the other gets an LLMOpsError and records nothing.
 When to advance, promote or roll back is the loop's policy (loop/rollout.py); this module only applies it.
 """
 
@@ -107,7 +108,7 @@ def history(workspace: Workspace, candidate: str | None = None) -> list[Event]:
 def reject(workspace: Workspace, candidate: str, event: str, evidence: dict[str, Any], *, by: Actor,
            now: float | None = None) -> None:
     """A candidate turned down before any rollout (e.g. by the promotion gate): status `rejected` and the event."""
-    with workspace.engine.begin() as conn:
+    with db.write_transaction(workspace.engine, db.ROLLOUT_LOCK) as conn:
         registry.set_status_in(conn, candidate, "rejected")
         _record(conn, _now(now), candidate, event, 0.0, _who(by, None, evidence))
 
@@ -139,7 +140,7 @@ def start_rollout(workspace: Workspace, candidate: str, evidence: dict[str, Any]
     stages = workspace.settings.loop.traffic_shares
     if not stages:
         raise LLMOpsError("loop.rollout_stages: empty; at least one traffic share is needed")
-    with workspace.engine.begin() as conn:
+    with db.write_transaction(workspace.engine, db.ROLLOUT_LOCK) as conn:
         production = _check_startable(conn, candidate)
         rollout = Rollout(candidate, production, 0, stages[0], RUNNING, now, now)
         registry.set_alias_in(conn, "candidate", candidate)
@@ -180,7 +181,7 @@ def set_traffic(workspace: Workspace, traffic: float, *, by: Actor, reason: str 
     """Override the running rollout's candidate traffic share (the router reads it on the next request)."""
     if not 0.0 <= traffic <= 1.0:
         raise LLMOpsError(f"traffic {traffic!r}: expected a share between 0 and 1")
-    with workspace.engine.begin() as conn:
+    with db.write_transaction(workspace.engine, db.ROLLOUT_LOCK) as conn:
         running = _running(conn)
         if running is None:
             raise LLMOpsError("rollout: none is running")
@@ -193,7 +194,7 @@ def advance(workspace: Workspace, rollout: Rollout, traffic: float, evidence: di
             now: float | None = None) -> Rollout:
     """Move `rollout` (as read by the caller) to its next stage with `traffic`; fails when it moved on meanwhile."""
     now = _now(now)
-    with workspace.engine.begin() as conn:
+    with db.write_transaction(workspace.engine, db.ROLLOUT_LOCK) as conn:
         changed = _change_running(conn, rollout, stage_index=rollout.stage_index + 1, traffic=traffic,
                                   stage_started_at=now)
         _record(conn, now, rollout.candidate, "advanced", traffic,
@@ -219,7 +220,7 @@ def promote(workspace: Workspace, name: str = "", *, by: Actor, reason: str = "m
     caller read; the call fails when that one is no longer running. One transaction, with its event."""
     now = _now(now)
     why = _who(by, reason, evidence)
-    with workspace.engine.begin() as conn:
+    with db.write_transaction(workspace.engine, db.ROLLOUT_LOCK) as conn:
         running = _running_as_expected(conn, expected)
         target = registry.resolve_in(conn, name).name if name else ""
         if running is not None and target in ("", running.candidate):
@@ -250,7 +251,7 @@ def rollback(workspace: Workspace, *, by: Actor, reason: str = "manual", evidenc
     `expected`: as for `promote`. One transaction, with its event."""
     now = _now(now)
     why = _who(by, reason, evidence)
-    with workspace.engine.begin() as conn:
+    with db.write_transaction(workspace.engine, db.ROLLOUT_LOCK) as conn:
         running = _running_as_expected(conn, expected)
         if running is not None:
             return _end_rollout(conn, running, why, now)

@@ -20,6 +20,16 @@ class BattleRequest(SamplingFields):
     model_config = ConfigDict(extra="forbid")
     prompt: str = Field(min_length=1)
     user: str = Field("", max_length=200)
+    model_a: str = Field("", max_length=100, description="With model_b: the two servable chat versions (or "
+                         "aliases) to battle; both empty: production vs the candidate.")
+    model_b: str = Field("", max_length=100)
+    shuffle: bool = Field(True, description="Shuffle the chosen pair's sides (blind); false keeps model_a as A.")
+
+    def chosen(self) -> tuple[str, str] | None:
+        """The chosen pair, None when neither is given; HTTP 400 when only one is."""
+        if bool(self.model_a) != bool(self.model_b):
+            raise HTTPException(400, "model_a, model_b: give both models of the pair, or neither")
+        return (self.model_a, self.model_b) if self.model_a else None
 
 
 class VoteBody(BaseModel):
@@ -64,11 +74,13 @@ def arena_routes(state: ServeState) -> APIRouter:
         check_prompt(state, [{"role": "user", "content": request.prompt}])
         sampling = sampling_of(state, request)
         try:
-            battle = await run_battle(state, request.prompt, request.user, sampling, rng)
+            battle = await run_battle(state, request.prompt, request.user, sampling, rng, request.chosen(),
+                                      request.shuffle)
         except NoPair as exc:
             raise HTTPException(404, str(exc)) from exc
+        shown = {} if request.shuffle else {"model_a": battle.model_a, "model_b": battle.model_b}
         return {"id": battle.id, "prompt": battle.prompt, "response_a": battle.response_a,
-                "response_b": battle.response_b}
+                "response_b": battle.response_b, **shown}
 
     @api.post("/v1/arena/battles/{battle_id}/vote", dependencies=[Depends(voter_check(state))])
     async def vote(battle_id: str, body: VoteBody) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The blind A/B arena (spec 6.2): battles between two versions, one vote each, stored as preferences.
 
 Pair policy: production against the candidate when a candidate is set, else two samples of production
-(on-policy pairs for DPO). Sides are shuffled; the identities are revealed only with the vote. A vote marks
+(on-policy pairs for DPO); or the two servable chat versions the caller chose. Sides are shuffled (a chosen pair
+may keep its order); the identities are revealed only with the vote. A vote marks
 its battle and goes into the preference store (PreferenceCollector) with the battle id as vote id, in the
 same transaction; votes are recorded in batches (`record_votes`) so that many votes share one durable commit.
+A battle takes exactly one vote even when several gateway processes get votes for it at once (`_claim`).
 """
 
 import asyncio
@@ -15,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from llmops import db
 from llmops.data.preferences import PreferenceCollector
@@ -65,14 +67,31 @@ class NoPair(LLMOpsError):
     """There is no pair to battle: no production version, or a candidate alias naming no version (HTTP 404)."""
 
 
-def pick_pair(workspace: Workspace, rng: random.Random) -> tuple[ModelVersion, ModelVersion]:
-    """(left, right): production vs candidate in random order, or production twice."""
-    production = registry.resolve(workspace, "production")
-    candidate_name = registry.aliases(workspace).get("candidate")
-    if candidate_name is None or candidate_name == production.name:
-        return production, production
-    pair = [production, registry.get_version(workspace, candidate_name)]
-    rng.shuffle(pair)
+def chosen_version(workspace: Workspace, name: str, side: str) -> ModelVersion:
+    """The version (or alias) `name` chosen for side `side` of a battle: a servable chat version, else NoPair."""
+    try:
+        version = registry.resolve(workspace, name)
+    except LLMOpsError as exc:
+        raise NoPair(f"{side}: {exc}") from exc
+    if version.kind != "chat" or not registry.servable(workspace, version):
+        raise NoPair(f"{side} {name!r}: not a servable chat version (see `llmops models list`)")
+    return version
+
+
+def pick_pair(workspace: Workspace, rng: random.Random, chosen: tuple[str, str] | None = None,
+              shuffle: bool = True) -> tuple[ModelVersion, ModelVersion]:
+    """(left, right): the `chosen` pair (model_a, model_b), else production vs candidate, or production twice;
+    in random order unless `shuffle` is False."""
+    if chosen is not None:
+        pair = [chosen_version(workspace, chosen[0], "model_a"), chosen_version(workspace, chosen[1], "model_b")]
+    else:
+        production = registry.resolve(workspace, "production")
+        candidate_name = registry.aliases(workspace).get("candidate")
+        if candidate_name is None or candidate_name == production.name:
+            return production, production
+        pair = [production, registry.get_version(workspace, candidate_name)]
+    if shuffle:
+        rng.shuffle(pair)
     return pair[0], pair[1]
 
 
@@ -87,11 +106,13 @@ def insert_battle(conn: Connection, battle: Battle) -> None:
     conn.execute(db.battles.insert().values(**battle.to_dict()))
 
 
-async def run_battle(state: "ServeState", prompt: str, user: str, sampling: Sampling, rng: random.Random) -> Battle:
-    """A battle on `prompt`: the pair of `pick_pair`, both completions at once (each logged as a request of its
-    version served to `user`), the battle stored before this returns. NoPair when there is nothing to battle."""
+async def run_battle(state: "ServeState", prompt: str, user: str, sampling: Sampling, rng: random.Random,
+                     chosen: tuple[str, str] | None = None, shuffle: bool = True) -> Battle:
+    """A battle on `prompt`: the pair of `pick_pair` (`chosen`, `shuffle` as there), both completions at once (each
+    logged as a request of its version served to `user`), the battle stored before this returns. NoPair when
+    there is nothing to battle."""
     try:
-        left, right = pick_pair(state.workspace, rng)
+        left, right = pick_pair(state.workspace, rng, chosen, shuffle)
     except LLMOpsError as exc:
         raise NoPair(str(exc)) from exc
     messages: list[Message] = [{"role": "user", "content": prompt}]
@@ -133,34 +154,41 @@ def vote_metadata(battle: Battle) -> dict[str, Any]:
     }
 
 
+def _claim(conn: Connection, battle_id: str, vote: Vote, now: float) -> bool:
+    """Mark the battle voted unless it already is, by this or any other process: a conditional UPDATE whose row
+    count says whether this vote is the one (on Postgres a concurrent claim waits for this one's commit, then
+    finds the vote set)."""
+    battles = db.battles.c
+    result = conn.execute(update(db.battles).where((battles.id == battle_id) & battles.vote.is_(None))
+                          .values(vote=vote.value, voted_at=now))
+    return result.rowcount == 1
+
+
 def _mark(conn: Connection, requests: Sequence[VoteRequest], now: float) -> list[VoteResult]:
-    """Check each vote against its battle (one query) and mark the accepted ones (one executemany)."""
+    """Check each vote against its battle (one query) and claim the battle for it; the first vote of a battle wins,
+    any later one (in this batch or already stored) gets 409. Claims go in battle id order, so that two batches
+    in two processes never wait on each other's rows in a cycle."""
     ids = {request.battle_id for request in requests}
     found = {row.id: Battle(**dict(row._mapping))
              for row in conn.execute(select(db.battles).where(db.battles.c.id.in_(ids)))}
-    results = []
-    for request in requests:
+    results: dict[int, VoteResult] = {}
+    for index, request in sorted(enumerate(requests), key=lambda item: item[1].battle_id):
         battle = found.get(request.battle_id)
         if battle is None:
-            results.append(VoteResult(None, 404, f"battle {request.battle_id!r}: not found"))
-        elif battle.vote is not None:
-            results.append(VoteResult(battle, 409, f"battle {battle.id!r}: already voted"))
+            results[index] = VoteResult(None, 404, f"battle {request.battle_id!r}: not found")
+        elif battle.vote is not None or not _claim(conn, battle.id, request.vote, now):
+            results[index] = VoteResult(battle, 409, f"battle {battle.id!r}: already voted")
         else:
             found[battle.id] = replace(battle, vote=request.vote.value, voted_at=now)
-            results.append(VoteResult(found[battle.id], 200))
-    marks = [{"battle_id": r.battle.id, "new_vote": r.battle.vote} for r in results if r.status == 200 and r.battle]
-    if marks:
-        statement = (update(db.battles).where(db.battles.c.id == bindparam("battle_id"))
-                     .values(vote=bindparam("new_vote"), voted_at=now))
-        conn.execute(statement, marks)
-    return results
+            results[index] = VoteResult(found[battle.id], 200)
+    return [results[index] for index in range(len(requests))]
 
 
 def record_votes(workspace: Workspace, collector: PreferenceCollector,
                  requests: Sequence[VoteRequest]) -> list[VoteResult]:
     """Mark the battles voted and store their votes, all in one transaction; results in request order."""
     now = time.time()
-    with workspace.engine.begin() as conn:
+    with db.write_transaction(workspace.engine) as conn:
         results = _mark(conn, requests, now)
         accepted = [r.battle for r in results if r.status == 200 and r.battle is not None]
         votes = [

@@ -1,6 +1,7 @@
 """What one gateway process holds: the workspace, the embedded engine, upstream backends, writers, metrics."""
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -80,7 +81,8 @@ class ServeState:
         if version.name in self.backends:
             return self.backends[version.name]
         if version.upstream_url:
-            backend = UpstreamBackend(version.upstream_url)
+            backend = UpstreamBackend(version.upstream_url,
+                                      api_key=os.environ.get(self.settings.upstream_api_key_env, ""))
             self.backends[version.name] = backend
             return backend
         await self.load(version)
@@ -99,9 +101,9 @@ class ServeState:
         except ClientError:
             raise
         except Exception as exc:  # any failure to produce the completion is a failed request of this version
-            await self._record(version, completion_id, user, start, None, f"{type(exc).__name__}: {exc}")
+            await self._record(version, completion_id, user, start, None, f"{type(exc).__name__}: {exc}", messages)
             raise BackendError(f"{version.name}: {type(exc).__name__}: {exc}") from exc
-        await self._record(version, completion_id, user, start, completion, "")
+        await self._record(version, completion_id, user, start, completion, "", messages)
         return Served(completion_id, version.name, completion, int(time.time()))
 
     async def stream(self, version: ModelVersion, messages: list[Message], sampling: Sampling,
@@ -117,13 +119,13 @@ class ServeState:
         except ClientError:
             raise
         except Exception as exc:
-            await self._record(version, completion_id, user, start, None, f"{type(exc).__name__}: {exc}")
+            await self._record(version, completion_id, user, start, None, f"{type(exc).__name__}: {exc}", messages)
             raise BackendError(f"{version.name}: {type(exc).__name__}: {exc}") from exc
-        relayed = self._relay(version, completion_id, user, start, first, chunks)
+        relayed = self._relay(version, completion_id, user, start, first, chunks, messages)
         return Streamed(completion_id, version.name, int(time.time()), relayed)
 
     async def _relay(self, version: ModelVersion, completion_id: str, user: str, start: float, first: Chunk,
-                     chunks: AsyncGenerator[Chunk, None]) -> AsyncIterator[Chunk]:
+                     chunks: AsyncGenerator[Chunk, None], messages: list[Message]) -> AsyncIterator[Chunk]:
         completion, error, chunk, pieces = None, "", first, []
         try:
             while chunk.completion is None:
@@ -142,21 +144,25 @@ class ServeState:
             await chunks.aclose()
             if completion is None and not error:  # the client went away: logged, but not the version's failure
                 gone = Completion("".join(pieces), 0, sum(1 for p in pieces if p), "client_gone")
-                await self._record(version, completion_id, user, start, gone, "the client went away", ok=True)
+                await self._record(version, completion_id, user, start, gone, "the client went away", messages,
+                                   ok=True)
             else:
-                await self._record(version, completion_id, user, start, completion, error)
+                await self._record(version, completion_id, user, start, completion, error, messages)
 
     async def _record(self, version: ModelVersion, completion_id: str, user: str, start: float,
-                      completion: Completion | None, error: str, *, ok: bool | None = None) -> None:
-        """Metrics and the `requests` row of one request served to `user` (committed before this returns, or, if this
-        is cancelled, soon after). `ok` (default: no `error`) is whether it counts as served, not as the version's
-        failure."""
+                      completion: Completion | None, error: str, messages: list[Message], *,
+                      ok: bool | None = None) -> None:
+        """Metrics and the `requests` row of one request served to `user`, with its `messages` and answer, which a
+        thumb on it turns into a KTO example (committed before this returns, or, if this is cancelled, soon after).
+        `ok` (default: no `error`) is whether it counts as served, not as the version's failure."""
         latency_s = time.perf_counter() - start
         tokens = completion.completion_tokens if completion else 0
         ok = not error if ok is None else ok
         self.metrics.observe(version.name, ok, latency_s, tokens)
         row = {"id": completion_id, "model": version.name, "created_at": time.time(), "latency_ms": latency_s * 1000,
-               "completion_tokens": tokens, "ok": ok, "error": error[:1000], "user": user}
+               "completion_tokens": tokens, "ok": ok, "error": error[:1000], "user": user,
+               "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+               "answer": completion.text if completion else ""}
         await asyncio.wrap_future(self.writer.submit(lambda conn: conn.execute(db.requests.insert().values(**row))))
 
     async def close(self) -> None:

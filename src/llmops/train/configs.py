@@ -30,22 +30,16 @@ from pydantic.fields import FieldInfo
 
 from llmops.errors import LLMOpsError
 from llmops.fileio import read_text_file, write_text_atomic
-from llmops.settings import (
-    CPTTraining,
-    DPOTraining,
-    SFTTraining,
-    StageTraining,
-    TrainSettings,
-    parse_override,
-    updated,
-)
+from llmops.settings import CPTTraining, DPOTraining, SFTTraining, StageTraining, TrainSettings, parse_override, updated
 from llmops.workspace import Workspace
 
-FILE_STAGES = {"pt": "cpt", "sft": "sft", "dpo": "dpo"}
+FILE_STAGES = {"pt": "cpt", "sft": "sft", "dpo": "dpo", "kto": "kto"}
+SECTIONS = {"pt": "cpt", "sft": "sft", "dpo": "dpo", "kto": "dpo"}  # KTO trains with train.dpo's settings
 PATH_KEYS = ("output_dir", "model_name_or_path", "adapter_name_or_path", "ref_model", "deepspeed")
 
 
-STAGE_TRAINING: dict[str, type[StageTraining]] = {"pt": CPTTraining, "sft": SFTTraining, "dpo": DPOTraining}
+STAGE_TRAINING: dict[str, type[StageTraining]] = {"pt": CPTTraining, "sft": SFTTraining, "dpo": DPOTraining,
+                                                   "kto": DPOTraining}
 CPT_TEMPLATE = "default"  # CPT reads plain text: no chat turns to format (spec 7.2.1)
 _LORA_KEYS = ("lora_target", "lora_rank", "lora_alpha", "lora_dropout")
 _LOGGING_KEYS = ("logging_steps", "save_steps", "seed")
@@ -164,10 +158,10 @@ def with_validation(config: dict[str, Any], val_size: float = 0.1, patience: int
 
 
 def stage_training(train: TrainSettings, stage: str) -> StageTraining:
-    """The typed hyperparameters of `stage` (pt | sft | dpo): `train.cpt`, `train.sft` or `train.dpo`."""
+    """The typed hyperparameters of `stage` (pt | sft | dpo | kto): `train.cpt`, `train.sft` or `train.dpo`."""
     if stage not in STAGE_TRAINING:
         raise LLMOpsError(f"stage {stage!r}: not one of {', '.join(STAGE_TRAINING)}")
-    return {"pt": train.cpt, "sft": train.sft, "dpo": train.dpo}[stage]
+    return {"pt": train.cpt, "sft": train.sft, "dpo": train.dpo, "kto": train.dpo}[stage]
 
 
 def typed_overrides(section: StageTraining, overrides: Sequence[str],
@@ -188,12 +182,16 @@ def typed_overrides(section: StageTraining, overrides: Sequence[str],
 
 def stage_config(stage: str, train: TrainSettings, dataset: str, model: str, output_dir: str,
                  overrides: Sequence[str] = (), validation: Validation | None = None,
-                 adapter: str | None = None) -> dict[str, Any]:
-    """The LLaMA-Factory config of `stage` (pt | sft | dpo) training `model` on `dataset` into `output_dir`,
+                 adapter: str | None = None, kto_weights: tuple[float, float] = (1.0, 1.0)) -> dict[str, Any]:
+    """The LLaMA-Factory config of `stage` (pt | sft | dpo | kto) training `model` on `dataset` into `output_dir`,
     from the stage's typed settings with `overrides` on top (see the module doc). A full fine-tune has no LoRA
-    keys; an unset setting is left out; `adapter` resumes a LoRA adapter (the spec's DPO, not the pipeline's)."""
+    keys; an unset setting is left out; `adapter` resumes a LoRA adapter (the spec's DPO, not the pipeline's).
+    KTO is DPO's settings less `pref_loss`, plus `kto_weights` (kto_chosen_weight, kto_rejected_weight)."""
     section, rest = typed_overrides(stage_training(train, stage), overrides)
     values = {key: value for key, value in section.model_dump().items() if value is not None}
+    if stage == "kto":
+        values.pop("pref_loss")
+        values.update(kto_chosen_weight=kto_weights[0], kto_rejected_weight=kto_weights[1])
     if not values.get("max_steps"):
         values.pop("max_steps", None)
     finetuning = values.pop("finetuning_type")
@@ -217,7 +215,7 @@ def stage_config(stage: str, train: TrainSettings, dataset: str, model: str, out
 def with_stage_values(train: TrainSettings, stage: str, source: str, **values: Any) -> TrainSettings:
     """`train` with `values` in the stage's typed section, checked like the settings (errors name `source`)."""
     section = updated(stage_training(train, stage), source, **values)
-    return updated(train, source, **{FILE_STAGES[stage]: section})
+    return updated(train, source, **{SECTIONS[stage]: section})
 
 
 def create_cpt_config(

@@ -56,6 +56,20 @@ def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
     return choices
 
 
+def default_model(workspace: Workspace, stage: str) -> str:
+    """The choice of `model_choices` a stage starts from by default: CPT the base model, SFT the newest
+    completion version, DPO production (else the newest chat version); the base model when none is there."""
+    if stage not in ("sft", "dpo"):
+        return BASE_MODEL
+    names = {value for _, value in model_choices(workspace)}
+    production = registry.aliases(workspace).get("production")
+    if stage == "dpo" and production in names:
+        return str(production)
+    kind = "completion" if stage == "sft" else "chat"
+    newest = (v.name for v in reversed(registry.list_versions(workspace)) if v.kind == kind and v.name in names)
+    return next(newest, BASE_MODEL)
+
+
 def model_version(workspace: Workspace, name: str) -> ModelVersion | None:
     """The registered version of a choice of `model_choices` (None: the base model); any other name is refused."""
     if name == BASE_MODEL:

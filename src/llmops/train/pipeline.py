@@ -1,4 +1,4 @@
-"""Stage chaining: CPT → merge → completion vN.0; SFT → merge → chat vN.0; DPO → chat vN.M (a LoRA).
+"""Stage chaining: CPT → merge → completion vN.0; SFT → merge → chat vN.0; DPO or KTO → chat vN.M (a LoRA).
 
 One path for the CLI, the UI, the loop and the demo: `plan_stage` renders the stage's config from the typed
 settings (`train.cpt`, `train.sft`, `train.dpo`, with `key=value` overrides on top) and `run_plan` trains it,
@@ -6,8 +6,9 @@ merges and registers the result with its lineage. By default every stage trains 
 CPT and SFT adapters are merged (`llamafactory-cli export`) so the next stage starts from a full model
 (`finetuning_type: full` trains the full model directly). DPO trains a *new* LoRA on the merged parent chat
 model and resumes no adapter, so LLaMA-Factory's reference model (the policy with its adapter disabled, see
-`train/trainer_utils.py::create_ref_model`) is exactly the parent chat model. Nothing is registered
-unless the run and the merge succeed.
+`train/trainer_utils.py::create_ref_model`) is exactly the parent chat model. KTO is trained the same way
+(same reference), its class weights set from the dataset's desirable/undesirable balance (`train.objectives`).
+Nothing is registered unless the run and the merge succeed.
 """
 
 from collections.abc import Callable, Sequence
@@ -15,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmops.data.registry import data_file, file_sha256, get_dataset, read_dataset_info
+from llmops.data.kto import tag_counts
+from llmops.data.registry import data_file, dataset_path, file_sha256, get_dataset, read_dataset_info
 from llmops.errors import LLMOpsError
 from llmops.models import registry
-from llmops.models.registry import ModelVersion
+from llmops.models.registry import PREFERENCE_STAGES, ModelVersion
 from llmops.settings import TrainSettings
 from llmops.train.configs import FILE_STAGES, Validation, stage_config
 from llmops.train.export import merge_adapter
+from llmops.train.objectives import kto_weights
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.train.runs import RunStatus
 from llmops.workspace import Workspace
@@ -111,9 +114,9 @@ class StagePlan:
 
 
 def _next_name(workspace: Workspace, stage: str) -> str:
-    """The version a stage registers next: completion|chat vN+1.0 for CPT and SFT, chat vN.M+1 for DPO."""
+    """The version a stage registers next: completion|chat vN+1.0 for CPT and SFT, chat vN.M+1 for DPO and KTO."""
     kind = "completion" if stage == "pt" else "chat"
-    return f"{kind}-{registry.next_version(workspace, kind, major=stage != 'dpo')}"
+    return f"{kind}-{registry.next_version(workspace, kind, major=stage not in PREFERENCE_STAGES)}"
 
 
 def plan_stage(workspace: Workspace, stage: str, dataset: str, parent: ModelVersion | None = None,
@@ -125,29 +128,33 @@ def plan_stage(workspace: Workspace, stage: str, dataset: str, parent: ModelVers
     base = str(training_base(workspace, parent)) if parent else model_ref(
         base_model or workspace.settings.train.base_model)
     output = output_dir or f"checkpoints/{FILE_STAGES[stage]}/{_next_name(workspace, stage)}"
-    config = stage_config(stage, train or workspace.settings.train, dataset, base, output, overrides, validation)
+    weights = (1.0, 1.0)
+    if stage == "kto":  # the class weights balance the dataset's desirable and undesirable examples
+        weights = kto_weights(*tag_counts(dataset_path(workspace, dataset), workspace.settings.data.max_file_bytes))
+    config = stage_config(stage, train or workspace.settings.train, dataset, base, output, overrides, validation,
+                          kto_weights=weights)
     return make_plan(stage, parent, base, dataset, config)
 
 
 def make_plan(stage: str, parent: ModelVersion | None, base: str, dataset: str,
               config: dict[str, Any]) -> StagePlan:
-    """A stage's plan; refused for DPO without a chat parent (the parent is DPO's reference model)."""
-    if stage == "dpo" and (parent is None or parent.kind != "chat"):
-        raise LLMOpsError(f"model {parent.name if parent else 'base'}: DPO needs a chat model as parent")
+    """A stage's plan; refused for DPO or KTO without a chat parent (the parent is their reference model)."""
+    if stage in PREFERENCE_STAGES and (parent is None or parent.kind != "chat"):
+        raise LLMOpsError(f"model {parent.name if parent else 'base'}: {stage.upper()} needs a chat model as parent")
     return StagePlan(stage, parent, base, dataset, config)
 
 
 def run_plan(workspace: Workspace, plan: StagePlan, on_progress: ProgressCallback | None = None,
              config_path: Path | None = None) -> ModelVersion:
     """Train a plan (its config, or `config_path` holding it) and register the result with its lineage:
-    a LoRA of CPT or SFT merged into models/<name>, a DPO LoRA as an adapter, a full fine-tune as it is."""
+    a LoRA of CPT or SFT merged into models/<name>, a DPO or KTO LoRA as an adapter, a full fine-tune as it is."""
     if plan.parent is not None:
         _merged_model_of(workspace, plan.parent)
     lineage = dataset_lineage(workspace, plan.dataset)
     stage = run_stage(workspace, FILE_STAGES[plan.stage], config_path or plan.config, on_progress)
     name = _next_name(workspace, plan.stage)
     path, merged = stage.run.output_dir, plan.config.get("finetuning_type") == "full"
-    if not merged and plan.stage != "dpo":
+    if not merged and plan.stage not in PREFERENCE_STAGES:
         path, merged = str(merge_adapter(workspace, plan.base, stage.run.output_dir, workspace.models_dir / name)), True
     return registry.register_version(
         workspace, kind=plan.kind, stage=plan.stage, parent=plan.parent.name if plan.parent else None,
@@ -178,6 +185,15 @@ def train_dpo(workspace: Workspace, dataset: str, parent: str, overrides: list[s
     `parent` may be a version name or an alias (e.g. production). The reference model is the parent.
     """
     plan = plan_stage(workspace, "dpo", dataset, registry.resolve(workspace, parent), None, overrides or [],
+                      validation)
+    return run_plan(workspace, plan, on_progress)
+
+
+def train_kto(workspace: Workspace, dataset: str, parent: str, overrides: list[str] | None = None,
+              on_progress: ProgressCallback | None = None, validation: Validation | None = None) -> ModelVersion:
+    """A new KTO LoRA on the (merged) parent chat model on a registered KTO dataset (`data.kto.export_kto`),
+    registered as chat vN.M+1; the reference model is the parent, as for DPO."""
+    plan = plan_stage(workspace, "kto", dataset, registry.resolve(workspace, parent), None, overrides or [],
                       validation)
     return run_plan(workspace, plan, on_progress)
 

@@ -14,6 +14,7 @@ so Gradio takes file inputs only from its upload folder (see `_mount`).
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI, HTTPException
@@ -23,7 +24,7 @@ from starlette.routing import Mount
 from llmops.auth import SignInLimiter, TooManyFailures, sign_in
 from llmops.errors import LLMOpsError
 from llmops.train.runner import LLaMAFactoryTrainer
-from llmops.ui import arena_tab, data_tab, models_tab, monitor_tab, train_tab
+from llmops.ui import arena_tab, data_tab, loop_tab, models_tab, monitor_tab, train_tab
 from llmops.ui.gateway_client import GatewayClient
 from llmops.ui.guard import HostGuard, OriginGuard, SignInGuard, allowed_hosts, login_page, no_uploads
 from llmops.ui.section import Section
@@ -52,16 +53,26 @@ def assemble(workspace: Workspace, gateway: FastAPI | None = None) -> tuple[gr.B
                 train = train_tab.render(workspace, trainer)
             with gr.Tab("A/B arena", id="arena") as arena_page:
                 arena = arena_tab.render(workspace, client)
-            with gr.Tab("Models & rollout", id="models") as models_page:
-                models = models_tab.render(workspace, client)
+            with gr.Tab("Models", id="models") as models_page:
+                models = models_tab.render(workspace)
+            with gr.Tab("Loop & rollout", id="loop") as loop_page:
+                loop = loop_tab.render(workspace, client, trainer)
             with gr.Tab("Monitor", id="monitor") as monitor_page:
                 monitor = monitor_tab.render(workspace)
-        sections = [data, train, arena, models, monitor]
-        pages = [data_page, train_page, arena_page, models_page, monitor_page]
+        sections = [data, train, arena, models, loop, monitor]
+        pages = [data_page, train_page, arena_page, models_page, loop_page, monitor_page]
         for page, section in zip(pages, sections, strict=True):
-            blocks.load(section.load, outputs=list(section.outputs))
-            page.select(section.load, outputs=list(section.outputs))
+            blocks.load(_loader(section), outputs=list(section.outputs))
+            page.select(_loader(section), outputs=list(section.outputs))
     return blocks, sections
+
+
+def _loader(section: Section) -> Callable[[], Any]:
+    """The section's load as Gradio calls it: the value of a single output is returned alone (Gradio takes a
+    one-output function's return value as that output's value, so a list of one table would show as one cell)."""
+    if len(section.outputs) == 1:
+        return lambda: section.load()[0]
+    return section.load
 
 
 def build_ui(workspace: Workspace, gateway: FastAPI | None = None) -> gr.Blocks:
@@ -82,7 +93,7 @@ def build_arena(workspace: Workspace, gateway: FastAPI) -> gr.Blocks:
     with page:
         gr.Markdown("# llmops · A/B arena")
         section = arena_tab.render(workspace, GatewayClient(gateway))
-        page.load(section.load, outputs=list(section.outputs))
+        page.load(_loader(section), outputs=list(section.outputs))
     return page
 
 

@@ -1,41 +1,58 @@
-"""Data tab (spec 4, 8.2 step 1): domain corpus, instruction data, preference pairs, registered datasets."""
+"""Data tab (spec 4, 8.2 step 1): domain corpus, instruction data, eval sets, preference pairs, datasets.
+
+Documents are uploaded into documents/uploads/ or the preset is copied into documents/preset/. "Process
+documents" runs `llmops data corpus`'s processing (`data.corpus.process_corpus`) and shows its stats and
+sample chunks, writing nothing; the result is kept in the session (gr.State) and "Save corpus" writes and
+registers exactly it (`data.corpus.publish_corpus`). Instructions work the same way (instructions_panel).
+"""
 
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
+from gradio.events import Dependency
 from gradio.utils import get_upload_folder
 
-from llmops.data.corpus import CorpusReport, build_corpus
+from llmops.data.corpus import CorpusReport, CorpusStats, ProcessedCorpus, process_corpus, publish_corpus
 from llmops.data.preferences import export_preferences, pair_stats
 from llmops.data.registry import list_datasets, validate_registered
 from llmops.data.uploads import UPLOAD_SUFFIXES, network_documents, save_uploads
 from llmops.demo.preset import copy_preset_documents
 from llmops.errors import LLMOpsError
-from llmops.ui import instructions_panel
+from llmops.ui import eval_set_panel, instructions_panel
 from llmops.ui.section import Section, failed, frame, when
 from llmops.workspace import Workspace
 
 DATASET_COLUMNS = ("name", "kind", "format", "rows", "version", "file_name", "sha256", "created")
 PAIR_COLUMNS = ("votes", "valid_pairs", "ties", "both_bad", "identical", "empty", "duplicates", "capped")
+CHUNK_COLUMNS = ("chunk", "characters", "text")
+SAMPLE_CHUNKS = 20
 
 
 def preset_folder(workspace: Workspace) -> Path:
     return workspace.documents_dir / "preset"
 
 
-def corpus_report(report: CorpusReport) -> str:
-    stats = report.stats
+def stats_lines(stats: CorpusStats, skipped: list[str]) -> list[str]:
     lines = [
-        f"✅ saved `{report.path}` as dataset **{report.dataset.name}** (version {report.dataset.version})",
         f"- documents read: {stats.documents} (empty: {stats.empty})",
         f"- duplicates removed: {stats.exact_duplicates} exact, {stats.near_duplicates} near, "
         f"{stats.duplicate_chunks} repeated chunks",
         f"- chunks: {stats.chunks}, tokens: {stats.tokens}, longest chunk: {stats.max_chunk_tokens} tokens",
     ]
-    lines += [f"- skipped: {reason}" for reason in report.skipped]
-    return "\n".join(lines)
+    return lines + [f"- skipped: {reason}" for reason in skipped]
+
+
+def corpus_report(report: CorpusReport) -> str:
+    saved = f"✅ saved `{report.path}` as dataset **{report.dataset.name}** (version {report.dataset.version})"
+    return "\n".join([saved, *stats_lines(report.stats, report.skipped)])
+
+
+def sample_chunks(processed: ProcessedCorpus | None) -> pd.DataFrame:
+    rows = processed.rows[:SAMPLE_CHUNKS] if processed else []
+    return frame([{"chunk": i + 1, "characters": len(r["text"]), "text": r["text"]} for i, r in enumerate(rows)],
+                 CHUNK_COLUMNS)
 
 
 def datasets_table(workspace: Workspace) -> pd.DataFrame:
@@ -79,18 +96,33 @@ def upload(workspace: Workspace, files: list[str] | None, current: str) -> tuple
     return text, f"uploaded {len(copies)} documents to `{copies[0].parent}`"
 
 
-def save_corpus(workspace: Workspace, text: str, size: float, overlap: float, near: float) -> str:
-    """Process the listed documents (inside documents/) into a registered CPT dataset with the settings'
-    tokenizer (as `llmops data corpus`); returns the report."""
+def process(workspace: Workspace, text: str, size: float, overlap: float,
+            near: float) -> tuple[ProcessedCorpus | None, str, pd.DataFrame]:
+    """Process the listed documents (inside documents/) with the settings' tokenizer, as `llmops data corpus`
+    does, writing nothing; returns (the result, its stats, sample chunks)."""
     try:
         files = network_documents(workspace, text.splitlines())
-        return corpus_report(build_corpus(workspace, files, chunk_size=int(size), chunk_overlap=int(overlap),
-                                          near_dup_threshold=near))
+        processed = process_corpus(workspace, files, chunk_size=int(size), chunk_overlap=int(overlap),
+                                   near_dup_threshold=near)
+    except LLMOpsError as exc:
+        return None, failed(exc), sample_chunks(None)
+    preview = [f"processed, **not saved yet** ({len(processed.rows)} chunks): press Save corpus to register them",
+               *stats_lines(processed.stats, processed.skipped)]
+    return processed, "\n".join(preview), sample_chunks(processed)
+
+
+def save_corpus(workspace: Workspace, processed: ProcessedCorpus | None) -> str:
+    """Write and register the processed corpus shown (the session's), as `llmops data corpus` does."""
+    if processed is None:
+        return failed(LLMOpsError("corpus: press Process documents first"))
+    try:
+        return corpus_report(publish_corpus(workspace, processed))
     except LLMOpsError as exc:
         return failed(exc)
 
 
-def _corpus_panel(workspace: Workspace) -> tuple[gr.Textbox, gr.Markdown]:
+def _corpus_panel(workspace: Workspace) -> Dependency:
+    """The corpus controls; returns the Save click's event (the datasets lists refresh after it)."""
     settings = workspace.settings
     with gr.Row():
         with gr.Column(scale=3):
@@ -109,15 +141,19 @@ def _corpus_panel(workspace: Workspace) -> tuple[gr.Textbox, gr.Markdown]:
                                   value=settings.data.near_dup_threshold)
     with gr.Row():
         load_btn = gr.Button("Load preset documents")
-        save_btn = gr.Button("Process and save corpus", variant="primary")
-    report = gr.Markdown()
+        process_btn = gr.Button("Process documents", elem_id="corpus-process")
+        save_btn = gr.Button("Save corpus", variant="primary", elem_id="corpus-save")
+    report = gr.Markdown(elem_id="corpus-report")
+    chunks = gr.Dataframe(label="Sample chunks", headers=list(CHUNK_COLUMNS), interactive=False, wrap=True,
+                          elem_id="corpus-chunks")
+    processed = gr.State(None)
 
     load_btn.click(lambda: load_preset(workspace), outputs=[paths, report])
     files.upload(lambda given, current: upload(workspace, given, current), inputs=[files, paths],
                  outputs=[paths, report])
-    save_btn.click(lambda *values: save_corpus(workspace, *values), inputs=[paths, chunk_size, overlap, threshold],
-                   outputs=report)
-    return paths, report
+    process_btn.click(lambda *values: process(workspace, *values), inputs=[paths, chunk_size, overlap, threshold],
+                      outputs=[processed, report, chunks])
+    return save_btn.click(lambda result: save_corpus(workspace, result), inputs=processed, outputs=report)
 
 
 def export_pairs(workspace: Workspace) -> tuple[pd.DataFrame, str]:
@@ -171,15 +207,23 @@ def _datasets_values(workspace: Workspace) -> tuple[pd.DataFrame, Any]:
 
 def render(workspace: Workspace) -> Section:
     with gr.Accordion("Domain corpus (CPT)", open=True):
-        _corpus_panel(workspace)
+        corpus_saved = _corpus_panel(workspace)
     with gr.Accordion("Instruction data (SFT, Self-Instruct)", open=True):
-        instructions_panel.render(workspace)
+        instructions_saved = instructions_panel.render(workspace)
+    with gr.Accordion("Evaluation set (held out of training)", open=True):
+        sources = eval_set_panel.render(workspace)
     with gr.Accordion("Preference data (DPO)", open=True):
         counts = _preferences_panel(workspace)
     with gr.Accordion("Datasets", open=True):
         table, choice = _datasets_panel(workspace)
 
-    def load() -> list[Any]:
-        return [pairs_table(workspace), *_datasets_values(workspace)]
+    def lists() -> list[Any]:
+        return [*_datasets_values(workspace), *eval_set_panel.source_choices(workspace)]
 
-    return Section("data", load, [counts, table, choice])
+    for saved in (corpus_saved, instructions_saved, sources.built):
+        saved.then(lists, outputs=[table, choice, *sources.selectors])
+
+    def load() -> list[Any]:
+        return [pairs_table(workspace), *lists()]
+
+    return Section("data", load, [counts, table, choice, *sources.selectors])

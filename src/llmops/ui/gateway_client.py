@@ -1,7 +1,8 @@
 """The UI's actions on serving state go through the gateway's own HTTP routes, in process.
 
-Arena battles and votes, promotion and rollback run exactly the code of `POST /v1/arena/battles`,
-`/vote`, `/v1/admin/promote` and `/v1/admin/rollback` (validation, metrics, token check included):
+Arena battles and votes, starting a rollout, promotion and rollback run exactly the code of `POST
+/v1/arena/battles`, `/vote`, `/v1/admin/rollout`, `/v1/admin/promote` and `/v1/admin/rollback` (validation,
+metrics, token check included):
 the UI sends the request to the app it is mounted in through httpx's ASGI transport, no socket.
 Behind the UI's sign-in, battles and votes carry the admin token (`arena_token`), so they work for a
 signed-in operator when the arena is closed; the voters' page at /arena sends none.
@@ -38,9 +39,13 @@ class GatewayClient:
             raise LLMOpsError(f"{path}: {error.get('message', response.text)} (HTTP {response.status_code})")
         return payload
 
-    async def battle(self, prompt: str, user: str = "") -> dict[str, Any]:
-        """Two anonymous answers to `prompt`: {id, prompt, response_a, response_b}."""
-        return await self._post("/v1/arena/battles", {"prompt": prompt, "user": user}, self._arena_token())
+    async def battle(self, prompt: str, user: str = "", pair: tuple[str, str] | None = None,
+                     shuffle: bool = True) -> dict[str, Any]:
+        """Two answers to `prompt`, of the chosen `pair` (model_a, model_b) or the gateway's own pair: {id, prompt,
+        response_a, response_b}, and model_a, model_b when not `shuffle`d (the identities are not hidden)."""
+        chosen = {"model_a": pair[0], "model_b": pair[1]} if pair is not None else {}
+        body = {"prompt": prompt, "user": user, "shuffle": shuffle, **chosen}
+        return await self._post("/v1/arena/battles", body, self._arena_token())
 
     async def vote(self, battle_id: str, vote: Vote) -> dict[str, Any]:
         """Vote on a battle; the answer reveals model_a and model_b."""
@@ -48,6 +53,10 @@ class GatewayClient:
 
     def _arena_token(self) -> str:
         return self.arena_token() if self.arena_token is not None else ""
+
+    async def start_rollout(self, token: str, candidate: str) -> dict[str, Any]:
+        """Start the first canary stage of `candidate` with the admin token: {candidate, production, traffic}."""
+        return await self._post("/v1/admin/rollout", {"candidate": candidate, "by": "ui"}, token)
 
     async def promote(self, token: str, model: str = "") -> dict[str, Any]:
         """Promote `model` (or the running rollout's candidate when empty) with the admin token."""

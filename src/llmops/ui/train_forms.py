@@ -1,4 +1,5 @@
-"""CPT / SFT / DPO forms: a registered dataset, a model (the base or a registered version), one field per
+"""CPT / SFT / DPO forms: a registered dataset, a model (the base or a registered version; by default CPT's
+the base, SFT's the newest completion version, DPO's production), one field per
 typed stage setting (`train.cpt`, `train.sft`, `train.dpo`: the whitelist `train.configs.NETWORK_HYPERPARAMETERS`,
 with the workspace settings' values as defaults) and overrides of those keys only. The library
 (`train.network`) checks the request, derives the output folder and writes the CLI's config."""
@@ -10,9 +11,9 @@ import gradio as gr
 
 from llmops.train.configs import Hyperparameter, config_yaml, network_hyperparameters
 from llmops.train.network import (
-    BASE_MODEL,
     dataset_choices,
     default_hyperparameters,
+    default_model,
     model_choices,
     write_network_config,
 )
@@ -52,10 +53,11 @@ def _field(elem_id: str, name: str, spec: Hyperparameter, default: Any) -> gr.co
 
 
 def choices(workspace: Workspace, stage: str) -> tuple[Any, Any]:
-    """Updates of a form's dataset and model dropdowns: what is registered now (newest dataset selected)."""
+    """Updates of a form's dataset and model dropdowns: what is registered now, with the defaults selected (the
+    newest dataset of the stage's kind; `train.network.default_model`)."""
     datasets = dataset_choices(workspace, STAGES[stage])
     return (gr.update(choices=datasets, value=datasets[0] if datasets else None),
-            gr.update(choices=model_choices(workspace), value=BASE_MODEL))
+            gr.update(choices=model_choices(workspace), value=default_model(workspace, STAGES[stage])))
 
 
 def render_form(workspace: Workspace, stage: str) -> Form:
@@ -66,7 +68,7 @@ def render_form(workspace: Workspace, stage: str) -> Form:
         dataset = gr.Dropdown(label="Dataset (registered)", choices=datasets, value=datasets[0] if datasets else None,
                               elem_id=f"{prefix}-dataset")
         model = gr.Dropdown(label="Model (base or registered version)", choices=model_choices(workspace),
-                            value=BASE_MODEL, elem_id=f"{prefix}-model")
+                            value=default_model(workspace, STAGES[stage]), elem_id=f"{prefix}-model")
     defaults = default_hyperparameters(workspace, STAGES[stage])
     specs = network_hyperparameters(STAGES[stage])
     with gr.Row(equal_height=False):

@@ -3,7 +3,9 @@
 "Start training" runs the CLI's pipeline (train → merge → register, `train.network.start_network_config`) from
 a config in the workspace's configs/llmops/: the training is a `llamafactory-cli train` subprocess, never this
 process; a worker thread waits for it, merges and registers the version, and its outcome shows in the status.
-A gr.Timer polls the selected run; the page load selects the running one again (spec 5.2 `resume`).
+A gr.Timer polls the selected run; the page load selects the running one again (spec 5.2 `resume`). The forms'
+dropdowns are re-read when the page loads, when the Train tab or a stage's tab is opened, and once the watched
+run's pipeline is done (so the version it registered is there to pick).
 """
 
 from collections.abc import Mapping
@@ -91,10 +93,20 @@ def selected_run(trainer: LLaMAFactoryTrainer) -> str:
 
 
 def _stage_tab(workspace: Workspace, stage: str) -> tuple[train_forms.Form, gr.Button]:
-    with gr.Tab(stage, id=f"train-{stage.lower()}"):
+    """A stage's form; opening its tab re-reads the registered datasets and models into its dropdowns."""
+    with gr.Tab(stage, id=f"train-{stage.lower()}") as tab:
         form = train_forms.render_form(workspace, stage)
         button = gr.Button(f"Generate {stage} config", elem_id=f"generate-{stage.lower()}")
+    tab.select(lambda: train_forms.choices(workspace, stage), outputs=[form.dataset, form.model])
     return form, button
+
+
+def refreshed(workspace: Workspace, outcomes: Mapping[str, str], run_id: str, seen: str) -> list[Any]:
+    """The timer's dropdown refresh: once the watched run's pipeline has an outcome (a version registered or
+    not), (that run id, every form's dataset and model updates); until then, or once done, (seen, skips)."""
+    if not run_id or run_id == seen or run_id not in outcomes:
+        return [seen, *(gr.skip() for _ in range(2 * len(train_forms.STAGES)))]
+    return [run_id, *(update for stage in train_forms.STAGES for update in train_forms.choices(workspace, stage))]
 
 
 def _bind_generate(workspace: Workspace, form: train_forms.Form, button: gr.Button, outputs: list[Any]) -> None:
@@ -148,11 +160,14 @@ def render(workspace: Workspace, trainer: LLaMAFactoryTrainer) -> Section:
     timer.tick(lambda current: (*watch(trainer, current, outcomes), runs_table(trainer)), inputs=run_id,
                outputs=[status, log, curve, history], show_progress="hidden")
     run_id.change(lambda current: watch(trainer, current, outcomes), inputs=run_id, outputs=[status, log, curve])
+    selectors = [widget for form, _ in stages for widget in (form.dataset, form.model)]
+    seen = gr.State("")
+    timer.tick(lambda current, done: refreshed(workspace, outcomes, current, done), inputs=[run_id, seen],
+               outputs=[seen, *selectors], show_progress="hidden")
 
     def load() -> list[Any]:
         current = selected_run(trainer)
         dropdowns = [update for form, _ in stages for update in train_forms.choices(workspace, form.stage)]
         return [current, *watch(trainer, current, outcomes), runs_table(trainer), *dropdowns]
 
-    selectors = [widget for form, _ in stages for widget in (form.dataset, form.model)]
     return Section("train", load, [run_id, status, log, curve, history, *selectors])

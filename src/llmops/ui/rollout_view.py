@@ -1,0 +1,133 @@
+"""What the Loop & rollout tab shows, read from the library: the rollout history as a table with one column per
+metric (rounded), its charts (traffic share per event, guardrail metrics at each decision), the rollout's state,
+the latest gate evaluation and the loop's prerequisites and trigger (the data of `llmops loop status`)."""
+
+import time
+from typing import Any
+
+import pandas as pd
+
+from llmops.loop import prerequisites
+from llmops.loop.flywheel import latest_gate
+from llmops.loop.rollout import stage_progress
+from llmops.loop.trigger import should_trigger_dpo_training
+from llmops.models import registry
+from llmops.models.metrics import version_metrics
+from llmops.models.rollouts import Event, current_rollout, history
+from llmops.ui.section import frame, when
+from llmops.workspace import Workspace
+
+GUARDRAILS = ("requests", "error_rate", "latency_p99_ms", "feedback_score")
+EVALUATION = ("win_rate", "ci_low", "ci_high")
+EVENT_COLUMNS = ("time", "candidate", "event", "by", "reason", "traffic", *GUARDRAILS, *EVALUATION, "breaches")
+PREREQUISITE_COLUMNS = ("prerequisite", "ok", "detail", "fix")
+DIGITS = {"traffic": 3, "error_rate": 4, "latency_p99_ms": 1, "feedback_score": 3, "win_rate": 3, "ci_low": 3,
+          "ci_high": 3}
+
+
+def _rounded(name: str, value: Any) -> Any:
+    return round(value, DIGITS[name]) if name in DIGITS and isinstance(value, int | float) else value
+
+
+def _section(evidence: dict[str, Any], key: str) -> dict[str, Any]:
+    found = evidence.get(key)
+    return found if isinstance(found, dict) else {}
+
+
+def event_row(event: Event) -> dict[str, Any]:
+    """One decision: who and why, the candidate's guardrail metrics, the gate's evaluation, the breaches."""
+    evidence = event.evidence
+    measured, evaluation = _section(evidence, "candidate"), _section(evidence, "evaluation")
+    breaches = evidence.get("breaches")
+    row = {"time": when(event.created_at), "candidate": event.candidate, "event": event.event,
+           "by": evidence.get("by", ""), "reason": evidence.get("reason", ""), "traffic": event.traffic,
+           **{name: measured.get(name) for name in GUARDRAILS}, **{name: evaluation.get(name) for name in EVALUATION},
+           "breaches": "; ".join(str(b.get("metric")) for b in breaches if isinstance(b, dict))
+           if isinstance(breaches, list) else ""}
+    return {name: "" if value is None else _rounded(name, value) for name, value in row.items()}  # no "null" cells
+
+
+def events_table(events: list[Event]) -> pd.DataFrame:
+    """The history, newest first."""
+    return frame([event_row(event) for event in reversed(events)], EVENT_COLUMNS)
+
+
+def traffic_series(events: list[Event]) -> pd.DataFrame:
+    """The candidate's traffic share after each event (for the chart)."""
+    rows = [{"time": pd.Timestamp(e.created_at, unit="s"), "candidate": e.candidate, "traffic": e.traffic}
+            for e in events]
+    return frame(rows, ("time", "candidate", "traffic"))
+
+
+def guardrail_series(events: list[Event], metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Long form (decision number, metric, value) of the candidate's `metrics` at each decision that measured them;
+    the decision is labelled with its number in the history, its candidate and event."""
+    rows = []
+    for number, event in enumerate(events, start=1):
+        measured = _section(event.evidence, "candidate")
+        for name in metrics:
+            value = measured.get(name)
+            if isinstance(value, int | float):
+                rows.append({"decision": number, "metric": name, "value": _rounded(name, value),
+                             "event": f"{event.candidate} {event.event}"})
+    return frame(rows, ("decision", "metric", "value", "event"))
+
+
+def rollout_state(workspace: Workspace, now: float | None = None) -> tuple[str, float]:
+    """(the running rollout and its stage's progress, or production alone; the candidate's traffic share)."""
+    running = current_rollout(workspace)
+    if running is None:
+        production = registry.aliases(workspace).get("production", "none")
+        return f"production: **{production}** · no rollout running", 0.0
+    settings = workspace.settings.loop
+    done = stage_progress(running, version_metrics(workspace, running.candidate, running.stage_started_at),
+                          time.time() if now is None else now, settings)
+    return (f"production: **{running.production}** · candidate **{running.candidate}** at stage "
+            f"{running.stage_index + 1} of {len(settings.rollout_stages)} since {when(running.stage_started_at)} · "
+            f"{done['hours']:.2f} of {done['min_hours']:g} hours, {done['requests']} of {done['min_requests']} "
+            "candidate requests", running.traffic)
+
+
+def evaluation_text(workspace: Workspace) -> str:
+    """The latest evaluation the promotion gate decided on: win rate, its 95% interval and the decision."""
+    record = latest_gate(workspace)
+    if record is None:
+        return "no candidate evaluated yet"
+    e = record.evaluation
+    decision = (f"gate **passed** (lower bound {e.ci_low:.3f} > {record.lower_bound:g})" if record.passed else
+                f"gate **failed** (lower bound {e.ci_low:.3f} ≤ {record.lower_bound:g})")
+    return (f"**{e.new_model}** vs {e.old_model} (judge {e.judge}, {when(record.at)}): win rate **{e.win_rate:.3f}**, "
+            f"95% interval [{e.ci_low:.3f}, {e.ci_high:.3f}] over {e.comparisons} comparisons ({e.prompts} prompts; "
+            f"{e.wins} wins, {e.losses} losses, {e.ties} ties) · {decision}")
+
+
+def trigger_status(workspace: Workspace) -> tuple[pd.DataFrame, str, dict[str, float]]:
+    """(each prerequisite of a tick, ok or why not; whether DPO is triggered and why; progress per target)."""
+    inputs = prerequisites.gather(workspace)
+    checks = [{"prerequisite": c.name, "ok": "ok" if c.ok else "missing", "detail": c.detail, "fix": c.fix}
+              for c in prerequisites.check(inputs, workspace.settings.loop)]
+    decision = inputs.trigger or should_trigger_dpo_training(workspace)
+    verdict = "🔔 **DPO trigger fires**" if decision.fire else "DPO trigger **waits**"
+    goals = {"min": decision.min_samples, "target": decision.target_samples, "optimal": decision.optimal_samples}
+    progress = {f"{name} ({goals[name]} pairs)": share for name, share in decision.progress().items()}
+    reasons = "\n".join(f"- {reason}" for reason in decision.reasons)
+    return frame(checks, PREREQUISITE_COLUMNS), f"{verdict}\n\n{reasons}", progress
+
+
+def rollout_candidates(workspace: Workspace) -> list[str]:
+    """Chat versions that could be rolled out against production (any but production), newest first."""
+    production = registry.aliases(workspace).get("production")
+    return [v.name for v in reversed(registry.list_versions(workspace)) if v.kind == "chat" and v.name != production]
+
+
+def snapshot(workspace: Workspace) -> dict[str, Any]:
+    """Everything the tab shows, by name."""
+    events = history(workspace)
+    checks, trigger, progress = trigger_status(workspace)
+    state, traffic = rollout_state(workspace)
+    return {"checks": checks, "trigger": trigger, "progress": progress, "evaluation": evaluation_text(workspace),
+            "state": state, "traffic": traffic, "history": events_table(events),
+            "traffic_chart": traffic_series(events),
+            "rates_chart": guardrail_series(events, ("error_rate", "feedback_score")),
+            "latency_chart": guardrail_series(events, ("latency_p99_ms",)),
+            "candidates": rollout_candidates(workspace)}
