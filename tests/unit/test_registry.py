@@ -26,6 +26,9 @@ def test_versions_follow_spec_naming(workspace: Workspace) -> None:
         "completion-v1.0", "chat-v1.0", "chat-v1.1", "chat-v1.2", "chat-v2.0",
     ]
     assert registry.next_version(workspace, "chat", major=False) == "v2.1"
+    assert registry.next_version(workspace, "chat", major=False, parent=dpo2.name) == "v1.3"
+    assert _add(workspace, "chat", "dpo", parent=chat.name).name == "chat-v1.3"  # the parent's major, not v2
+    assert registry.next_version(workspace, "chat", major=False, parent=completion.name) == "v2.1"
     assert registry.next_version(workspace, "chat", major=True) == "v3.0"
     latest = registry.latest_version(workspace, "chat")
     assert latest is not None and latest.name == "chat-v2.0"

@@ -296,6 +296,15 @@ def _breached(scenario: Scenario) -> str:
     return ", ".join(b["metric"] for b in last.get("breaches", [])) or "no guardrail breached"
 
 
+def arena_and_heldout(ws: Workspace, config: DemoConfig, sft_path: Path) -> demo_prompts.PromptSplit:
+    """The arena's and the held-out prompts (seeded, in no training set); the held-out ones become the workspace's
+    evaluation set."""
+    split = demo_prompts.split_prompts(config.arena_prompts, config.heldout_prompts, config.seed + 7,
+                                       demo_prompts.training_prompts(sft_path))
+    publish_eval_set(ws, [{"prompt": prompt} for prompt in split.heldout], "demo")
+    return split
+
+
 def run_demo(config: DemoConfig, replace: bool = False) -> Path:
     """The whole demo; returns the report's path."""
     started = time.monotonic()
@@ -308,9 +317,7 @@ def run_demo(config: DemoConfig, replace: bool = False) -> Path:
     ws = prepare_workspace(config, base, replace)
     chat, sft_path = offline_training(ws, config, summary)
     with summary.step("Arena and held-out prompts") as out:
-        split = demo_prompts.split_prompts(config.arena_prompts, config.heldout_prompts, config.seed + 7,
-                                           demo_prompts.training_prompts(sft_path))
-        publish_eval_set(ws, [{"prompt": prompt} for prompt in split.heldout], "demo")
+        split = arena_and_heldout(ws, config, sft_path)
         out.append(f"{len(split.arena)} arena prompts, {len(split.heldout)} held out (in no training set)")
     engine = InferenceModel(max_batch_size=32)
     try:

@@ -85,22 +85,27 @@ def _versions_of(conn: Connection, kind: str) -> list[tuple[int, int]]:
     return sorted(_parse_version(version) for (version,) in rows)
 
 
-def _next_version(conn: Connection, kind: str, major: bool) -> str:
+def _next_version(conn: Connection, kind: str, major: bool, parent: str | None = None) -> str:
+    """v1.0 first; then vN+1.0 (offline, major) or vN.M+1 (online): N is the parent's major when the parent is a
+    version of `kind` (a DPO of chat-v1.0 is chat-v1.x even after chat-v2.0), else the newest major."""
     existing = _versions_of(conn, kind)
     if not existing:
         return "v1.0"
     top_major = existing[-1][0]
     if major:
         return f"v{top_major + 1}.0"
-    top_minor = max(minor for maj, minor in existing if maj == top_major)
-    return f"v{top_major}.{top_minor + 1}"
+    parent_row = get_in(conn, parent) if parent is not None else None
+    within = _parse_version(parent_row.version)[0] if parent_row is not None and parent_row.kind == kind else top_major
+    top_minor = max((minor for maj, minor in existing if maj == within), default=0)
+    return f"v{within}.{top_minor + 1}"
 
 
-def next_version(workspace: Workspace, kind: str, *, major: bool) -> str:
-    """The next free version of `kind`: v1.0 first; then vN+1.0 (offline, major) or vN.M+1 (DPO)."""
+def next_version(workspace: Workspace, kind: str, *, major: bool, parent: str | None = None) -> str:
+    """The next free version of `kind`: v1.0 first; then vN+1.0 (offline, major) or vN.M+1 (DPO, KTO), N the
+    parent's major."""
     _check_kind(kind)
     with workspace.engine.connect() as conn:
-        return _next_version(conn, kind, major)
+        return _next_version(conn, kind, major, parent)
 
 
 def _check_kind(kind: str) -> None:
@@ -138,7 +143,7 @@ def register_version(
         with workspace.engine.begin() as conn:
             if parent is not None:
                 get_in(conn, parent)
-            chosen = chosen or _next_version(conn, kind, major=stage not in PREFERENCE_STAGES)
+            chosen = chosen or _next_version(conn, kind, stage not in PREFERENCE_STAGES, parent)
             _parse_version(chosen)
             model = ModelVersion(
                 name=validate_name(f"{kind}-{chosen}"), kind=kind, version=chosen, stage=stage, parent=parent,

@@ -113,10 +113,13 @@ class StagePlan:
         return "completion" if self.stage == "pt" else "chat"
 
 
-def _next_name(workspace: Workspace, stage: str) -> str:
-    """The version a stage registers next: completion|chat vN+1.0 for CPT and SFT, chat vN.M+1 for DPO and KTO."""
+def _next_name(workspace: Workspace, stage: str, parent: ModelVersion | None) -> str:
+    """The version a stage registers next: completion|chat vN+1.0 for CPT and SFT, chat vN.M+1 for DPO and KTO
+    (N the parent's major)."""
     kind = "completion" if stage == "pt" else "chat"
-    return f"{kind}-{registry.next_version(workspace, kind, major=stage not in PREFERENCE_STAGES)}"
+    version = registry.next_version(workspace, kind, major=stage not in PREFERENCE_STAGES,
+                                    parent=parent.name if parent else None)
+    return f"{kind}-{version}"
 
 
 def plan_stage(workspace: Workspace, stage: str, dataset: str, parent: ModelVersion | None = None,
@@ -127,7 +130,7 @@ def plan_stage(workspace: Workspace, stage: str, dataset: str, parent: ModelVers
     `output_dir` (default: checkpoints/<cpt|sft|dpo>/<the next version>). DPO needs a chat parent."""
     base = str(training_base(workspace, parent)) if parent else model_ref(
         base_model or workspace.settings.train.base_model)
-    output = output_dir or f"checkpoints/{FILE_STAGES[stage]}/{_next_name(workspace, stage)}"
+    output = output_dir or f"checkpoints/{FILE_STAGES[stage]}/{_next_name(workspace, stage, parent)}"
     weights = (1.0, 1.0)
     if stage == "kto":  # the class weights balance the dataset's desirable and undesirable examples
         weights = kto_weights(*tag_counts(dataset_path(workspace, dataset), workspace.settings.data.max_file_bytes))
@@ -152,7 +155,7 @@ def run_plan(workspace: Workspace, plan: StagePlan, on_progress: ProgressCallbac
         _merged_model_of(workspace, plan.parent)
     lineage = dataset_lineage(workspace, plan.dataset)
     stage = run_stage(workspace, FILE_STAGES[plan.stage], config_path or plan.config, on_progress)
-    name = _next_name(workspace, plan.stage)
+    name = _next_name(workspace, plan.stage, plan.parent)
     path, merged = stage.run.output_dir, plan.config.get("finetuning_type") == "full"
     if not merged and plan.stage not in PREFERENCE_STAGES:
         path, merged = str(merge_adapter(workspace, plan.base, stage.run.output_dir, workspace.models_dir / name)), True

@@ -24,8 +24,10 @@ WINDOWS = {"last hour": 3600.0, "last day": 86400.0, "all time": 0.0}
 
 
 def metrics_table(workspace: Workspace, since: float | None) -> pd.DataFrame:
+    """One row per served version, rounded; a metric without data (no feedback, no battles yet) is an empty cell."""
     rows = [version_metrics(workspace, name, since).to_dict() for name in served_models(workspace)]
-    return frame(rows, METRIC_COLUMNS).round(3)
+    table = frame(rows, METRIC_COLUMNS).round(3)
+    return table.astype(object).where(table.notna(), "")
 
 
 def bucketed(rows: Sequence[Any], summary: Callable[[list[Any]], dict[str, Any]], columns: Sequence[str],
