@@ -8,7 +8,9 @@ the `llama-cpp-python` sdist (pinned below) is downloaded with pip and built wit
     .venv/bin/python benchmarks/_llama_cpp.py            # fetch + build, print the llama-server path
 """
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -17,6 +19,28 @@ from pathlib import Path
 VERSION = "0.3.36"
 CACHE = Path(os.environ.get("LLMOPS_LLAMA_CPP_CACHE", Path.home() / ".cache" / "llmops" / "llama.cpp")) / VERSION
 NICE = ["nice", "-n", "19"]
+HAN_ISOLATED = [{"type": "Split", "pattern": {"Regex": "\\p{Han}"}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]
+# Runs the converter with one change: a BPE pre-tokenizer the converter does not know by its hash is labelled
+# `gpt-2` when it is the demo tokenizer's (Han characters isolated, then GPT-2's byte-level split).
+CONVERT = """
+import json, runpy, sys
+from pathlib import Path
+from conversion.base import TextModel
+sys.argv = sys.argv[1:]
+expected = json.loads(sys.argv.pop(1))
+known = TextModel.get_vocab_base_pre
+def pre(self, tokenizer):
+    try:
+        return known(self, tokenizer)
+    except NotImplementedError:
+        tokenizer_json = json.loads((Path(self.dir_model) / "tokenizer.json").read_text(encoding="utf-8"))
+        if tokenizer_json["pre_tokenizer"].get("pretokenizers") != expected:
+            raise
+        return "gpt-2"
+TextModel.get_vocab_base_pre = pre
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def source_dir() -> Path:
@@ -58,6 +82,22 @@ def converter() -> tuple[Path, Path]:
     """(`convert_hf_to_gguf.py`, the `gguf-py` folder to put on PYTHONPATH) from the llama.cpp source."""
     source = source_dir()
     return source / "convert_hf_to_gguf.py", source / "gguf-py"
+
+
+def to_gguf(model_dir: Path, work: Path) -> Path:
+    """`model_dir` (a HF model folder) as GGUF f32 in `work`: converted from a copy whose tokenizer_config names
+    `PreTrainedTokenizerFast` (the converter loads the tokenizer with transformers' AutoTokenizer)."""
+    script, gguf_py = converter()
+    copy = work / "hf"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("checkpoint-*", "*.bin", "*.png"))
+    config_path = copy / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config_path.write_text(json.dumps({**config, "tokenizer_class": "PreTrainedTokenizerFast"}), encoding="utf-8")
+    out = work / "model-f32.gguf"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(gguf_py), str(script.parent)])}
+    subprocess.run([*NICE, sys.executable, "-c", CONVERT, str(script), json.dumps(HAN_ISOLATED), str(copy),
+                    "--outtype", "f32", "--outfile", str(out)], env=env, check=True, capture_output=True)
+    return out
 
 
 if __name__ == "__main__":

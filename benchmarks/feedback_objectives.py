@@ -41,6 +41,7 @@ from llmops.models.registry import ModelVersion
 from llmops.serve.gateway import create_app
 from llmops.serve.server import BackgroundServer
 from llmops.train.pipeline import train_dpo, train_kto
+from llmops.votes import Vote
 from llmops.workspace import Workspace
 
 Train = Callable[[Workspace, str, str, list[str]], ModelVersion]
@@ -78,15 +79,16 @@ def kto_counts(stats: KTOStats) -> str:
 
 def table(rows: Sequence[Row], parent: str) -> str:
     """The rows side by side: examples, share of the signals (votes + thumbs) used, training time, win rate."""
-    head = (f"{'battles':>7}  {'objective':<20}{'examples used':<38}{'signals used (of votes + thumbs)':<34}"
-            f"{'train s':>8}  win rate vs {parent} [95% CI]")
-    lines = [head]
-    for r in rows:
-        used = f"{r.used_signals} / {r.signals} ({r.share:.1%})"
-        e = r.evaluation
-        lines.append(f"{r.battles:>7}  {r.objective:<20}{r.examples:<38}{used:<34}{r.train_s:>8.0f}  "
-                     f"{e.win_rate:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}]")
-    return "\n".join(lines)
+    header = ("battles", "objective", "examples used", "signals used (of votes + thumbs)", "train s",
+              f"win rate vs {parent} [95% CI]")
+    cells = [header, *[(str(r.battles), r.objective, r.examples, f"{r.used_signals} / {r.signals} ({r.share:.1%})",
+                        f"{r.train_s:.0f}", f"{r.evaluation.win_rate:.3f} [{r.evaluation.ci_low:.3f}, "
+                        f"{r.evaluation.ci_high:.3f}]") for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    right = (True, False, False, False, True, False)
+    return "\n".join("  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right,
+                                                                                        strict=True)).rstrip()
+                     for row in cells)
 
 
 def collect(url: str, prompts: Sequence[str], users: SimulatedUsers, demo: DemoConfig, first_user: int) -> str:
@@ -100,7 +102,7 @@ def candidates(ws: Workspace, since: float, battles: int) -> tuple[list[Candidat
     """The three datasets of the signals after `since`, registered, and the count of those signals."""
     pairs = export_preferences(ws, since)
     every = export_kto(ws, since)
-    decisive = [s for s in signals_since(ws, since) if s.kind in ("a", "b")]
+    decisive = [s for s in signals_since(ws, since) if s.source == "vote" and Vote(s.kind).decisive]
     stats, examples = kto_examples(decisive, ws.settings.data.max_votes_per_user_per_day)
     examples = without_held_out(ws, examples, "messages")
     only_pairs = publish_dataset(ws, f"kto_pairs_{battles}", ws.stage_data_dir("kto") / f"kto_pairs_{battles}.jsonl",

@@ -6,8 +6,9 @@ the printed output is parsed: table rows (`label  number  number …`), rich box
 pairs. RESULTS.md gets the machine (CPU model, cores, memory), the versions (Python, torch, transformers,
 LLaMA-Factory, the llmops git commit), the date, and per benchmark its command, exit status, wall time,
 output and figures. It is written atomically, so an interrupted run leaves the previous RESULTS.md as it was.
+A benchmark that needs a peer this machine lacks (serve_peers: llama.cpp's `llama-server`) is skipped, with why.
 
-    .venv/bin/python benchmarks/run_all.py [--only corpus_throughput --only rouge_filter] [--timeout 1800]
+    .venv/bin/python benchmarks/run_all.py [--only corpus_throughput --only rouge_filter] [--timeout SECONDS]
 """
 
 import argparse
@@ -35,6 +36,8 @@ ROOT = HERE.parent
 NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?"
 FILLERS = frozenset({"a", "and", "at", "by", "for", "from", "in", "of", "on", "or", "run", "the", "to", "with"})
 PAIR = re.compile(rf"([A-Za-z][\w/-]*)[ =]({NUMBER})(?![\w.])")
+DEFAULT_TIMEOUT = 1800.0
+TIMEOUTS = {"feedback_objectives": 3600.0}  # seconds, for the benchmarks that train several models
 ROW = re.compile(rf"^\s*(?P<label>[^\d\s|][^|]*?)\s{{2,}}(?P<values>{NUMBER}(?:\s+{NUMBER})*)\s*[*x]?\s*$")
 
 
@@ -46,6 +49,7 @@ class Result:
     seconds: float
     output: str
     figures: dict[str, Any] = field(default_factory=dict)
+    skipped: str = ""  # why it did not run ('' when it ran)
 
 
 def benchmark_scripts(only: list[str]) -> list[Path]:
@@ -56,6 +60,20 @@ def benchmark_scripts(only: list[str]) -> list[Path]:
             raise SystemExit(f"no such benchmark: {', '.join(unknown)} (have: {', '.join(p.stem for p in scripts)})")
         scripts = [p for p in scripts if p.stem in only]
     return scripts
+
+
+def _peer_missing() -> str:
+    """Why serve_peers cannot run here: '' when `llama-server` is set or built (benchmarks/_llama_cpp.py)."""
+    from _llama_cpp import server_binary  # benchmarks/ is this script's folder, so on sys.path
+
+    try:
+        found = server_binary(build=False)
+    except SystemExit as exc:
+        return str(exc)
+    return "" if found else "no llama-server: set LLMOPS_LLAMA_SERVER or build it with benchmarks/_llama_cpp.py"
+
+
+PRECONDITIONS = {"serve_peers": _peer_missing}
 
 
 def _number(text: str) -> float:
@@ -168,13 +186,18 @@ def render(env: dict[str, str], results: list[Result]) -> str:
              "one script's own side-by-side table. Re-run one with the command shown.", "",
              "| | |", "|---|---|", *[f"| {key} | {value} |" for key, value in env.items()], "",
              "| benchmark | status | wall s |", "|---|---|---|",
-             *[f"| {r.name} | {'ok' if r.returncode == 0 else f'failed ({r.returncode})'} | {r.seconds:.0f} |"
-               for r in results], ""]
+             *[f"| {r.name} | {_status(r)} | {r.seconds:.0f} |" for r in results], ""]
     for r in results:
         parts += [f"## {r.name}", "", f"`OMP_NUM_THREADS=1 {' '.join(r.command)}` — exit {r.returncode}, "
                   f"{r.seconds:.0f} s", "", "```text", _tail(r.output), "```", "", "Figures:", "", "```json",
                   json.dumps(r.figures, indent=2, ensure_ascii=False), "```", ""]
     return "\n".join(parts)
+
+
+def _status(r: Result) -> str:
+    if r.skipped:
+        return f"skipped: {r.skipped}"
+    return "ok" if r.returncode == 0 else f"failed ({r.returncode})"
 
 
 def _tail(output: str, lines: int = 60) -> str:
@@ -185,14 +208,20 @@ def _tail(output: str, lines: int = 60) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", default=[], help="Run only this benchmark (repeatable).")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="Seconds one benchmark may run.")
+    parser.add_argument("--timeout", type=float, help=f"Seconds one benchmark may run (default {DEFAULT_TIMEOUT:.0f}; "
+                        f"{', '.join(f'{k} {v:.0f}' for k, v in TIMEOUTS.items())}).")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md", help="Where to write the results.")
     args = parser.parse_args()
     env = environment()
     results = []
     for script in benchmark_scripts(args.only):
         print(f"\n=== {script.stem} ===", flush=True)
-        results.append(run_one(script, args.timeout))
+        missing = PRECONDITIONS.get(script.stem, str)()
+        if missing:
+            print(f"skipped: {missing}", flush=True)
+            results.append(Result(script.stem, [], 0, 0.0, f"skipped: {missing}", skipped=missing))
+            continue
+        results.append(run_one(script, args.timeout or TIMEOUTS.get(script.stem, DEFAULT_TIMEOUT)))
     write_text_atomic(args.output, render(env, results) + "\n")
     failed = [r.name for r in results if r.returncode != 0]
     print(f"\nwrote {args.output}" + (f"; failed: {', '.join(failed)}" if failed else ""))

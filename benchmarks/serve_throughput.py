@@ -5,7 +5,8 @@ process on 127.0.0.1; OpenAI route, greedy, fixed max tokens), it measures compl
 latency, next to the same prompts generated one at a time in this process (`InferenceModel.chat`, no batching
 wait) and all at once in a single `generate_batch`. The three are interleaved for several rounds and the
 medians shown (the machine's load drifts), with the gateway's mean batch (rows per decode step). All three use
-`--threads` torch threads (default: every core), so the comparison is at equal hardware.
+`--threads` torch threads (default: `$OMP_NUM_THREADS`, else every core), so the comparison is at equal
+hardware.
 Without `--model` it builds the demo's tiny base model (or a smaller one with `--tiny`) in a temp dir.
 
     .venv/bin/python benchmarks/serve_throughput.py            # replies of up to 128 tokens, the serve default
@@ -177,7 +178,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians")
     parser.add_argument("--wait-ms", type=float, default=ServeSettings().batch_wait_ms,
                         help="batching wait when idle (serve.batch_wait_ms; default: the serve default)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads, in both processes")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1),
+                        help="torch threads, in both processes (default: $OMP_NUM_THREADS, else every core)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the gateway process inherits it
     torch.set_num_threads(args.threads)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from llmops.serve.gateway import create_app
 from llmops.serve.server import free_port
@@ -78,3 +79,17 @@ def shot(page: Page, folder: Path, name: str) -> None:
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(target) / path.name)
+
+
+def pick(page: Page, dropdown: str, option: str) -> None:
+    """Choose `option` (its label) in the Gradio dropdown `dropdown` (an elem_id). A tab's select event may
+    re-render the dropdown just after it opened (closing its list), so the list is opened again until it shows."""
+    choice = page.locator(f"#{dropdown}").get_by_role("option", name=option, exact=True)
+    for _ in range(5):
+        page.locator(f"#{dropdown} input").click()
+        try:
+            choice.click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    expect(page.locator(f"#{dropdown} input")).to_have_value(option)

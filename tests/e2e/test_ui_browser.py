@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from browser import WAIT_MS, browser_page, serving, shot, sign_in
+from browser import WAIT_MS, browser_page, pick, serving, shot, sign_in
 from llmops.data.registry import publish_dataset
 from llmops.models import registry
 from llmops.workspace import Workspace
@@ -97,8 +97,7 @@ def test_train_sft_from_the_browser_survives_a_reload(server_url: str, admin_tok
         page.get_by_role("tab", name="Train", exact=True).click()
         page.get_by_role("tab", name="SFT", exact=True).click()
         expect(page.locator("#sft-dataset input")).to_have_value(sft_dataset, timeout=60_000)
-        page.locator("#sft-model input").click()
-        page.get_by_role("option", name="chat-v1.0 (sft)").click()
+        pick(page, "sft-model", "chat-v1.0 (sft)")
         page.locator("#overrides-sft textarea").fill("max_steps=3\nlogging_steps=1\nper_device_train_batch_size=2")
         page.locator("#generate-sft").click()
         expect(page.locator("#config-yaml")).to_contain_text("max_steps: 3", timeout=60_000)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import WAIT_MS, browser_page, serving, shot, sign_in
+from browser import WAIT_MS, browser_page, pick, serving, shot, sign_in
 from generic_docs import LICENCE_MD, README_TXT, RECIPE_MD
 from llmops.workspace import Workspace, init_workspace
 
@@ -37,13 +37,6 @@ def fresh_workspace(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Workspace]
 
 def tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
-
-
-def pick(page: Page, dropdown: str, option: str) -> None:
-    """Choose `option` (its label) in the Gradio dropdown `dropdown` (an elem_id)."""
-    page.locator(f"#{dropdown} input").click()
-    page.locator(f"#{dropdown}").get_by_role("option", name=option, exact=True).click()
-    expect(page.locator(f"#{dropdown} input")).to_have_value(option)
 
 
 def documents(page: Page, folder: Path) -> str:

@@ -8,6 +8,7 @@ from llmops.demo.report import (
     plot_losses,
     plot_rollout,
     plot_win_rate,
+    rounds_tables,
     write_report,
 )
 from llmops.loop.evaluate import Comparison, summarize
@@ -44,3 +45,14 @@ def test_report_charts_and_markdown(tmp_path: Path) -> None:
     assert "| 2 | 250 | 250 | 101 | 40.4% | 120 | 20 | 9 |" in text
     assert "### Broken candidate: rolled back" in text and "![rollout](r.png)" in text
     assert "'breaches': [{'metric': 'error_rate'" in text
+
+
+def test_votes_table_heading_follows_the_objective() -> None:
+    evaluation = summarize("chat-v1.0", "chat-v1.1", "rubric", [Comparison("p", 1.0, 0.0)])
+    dpo = LoopRound(1, 500, 500, 113, 4, 383, evaluation, "promoted")
+    kto = LoopRound(2, 250, 250, 480, 5, 20, evaluation, "promoted", "kto")
+    assert "| round | battles | votes | pairs used |" in rounds_tables([dpo], 0.5)[2]
+    assert "| round | battles | votes | KTO examples used |" in rounds_tables([kto], 0.5)[2]
+    mixed = rounds_tables([dpo, kto], 0.5)[2]
+    assert "examples used (DPO: pairs, KTO: KTO examples)" in mixed
+    assert "| 1 | 500 | 500 | 113 (dpo) |" in mixed and "| 2 | 250 | 250 | 480 (kto) |" in mixed

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from llmops.data.preferences import PairStats
-from llmops.data.registry import get_dataset
+from llmops.data.registry import DatasetRecord, get_dataset
 from llmops.demo.report import Scenario, TimelinePoint
 from llmops.demo.simulated_users import SimulatedUsers
 from llmops.demo.traffic import run_arena, send_traffic
@@ -25,7 +25,7 @@ from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.serve.faults import create_faulty_upstream
 from llmops.serve.server import BackgroundServer
-from llmops.train.pipeline import ProgressCallback, train_dpo
+from llmops.train.pipeline import ProgressCallback
 from llmops.workspace import Workspace
 
 MAX_BATCH = 200
@@ -64,7 +64,7 @@ def dpo_tick(ws: Workspace, judge: Judge, on_progress: ProgressCallback) -> tupl
     """One loop tick: export → DPO → register → evaluate by `judge` → gate (→ canary)."""
 
     def train(workspace: Workspace, dataset: str, parent: str, overrides: list[str]) -> ModelVersion:
-        return train_dpo(workspace, dataset, parent, overrides, on_progress)
+        return flywheel.trainer_for(workspace, dataset)(workspace, dataset, parent, overrides, on_progress)
 
     result = flywheel.tick(ws, train, judge)
     if "evaluation" not in result.evidence:
@@ -72,12 +72,21 @@ def dpo_tick(ws: Workspace, judge: Judge, on_progress: ProgressCallback) -> tupl
     return result, Evaluation(**result.evidence["evaluation"])
 
 
-def pairs_used(ws: Workspace, result: flywheel.TickResult) -> int:
-    """The rows of the preference dataset the tick's candidate was trained on."""
+def _trained_dataset(ws: Workspace, result: flywheel.TickResult) -> DatasetRecord:
     attempt = result.evidence.get("attempt")
     if not isinstance(attempt, dict):
         raise LLMOpsError(f"demo: the loop tick recorded no training attempt: {result.action}")
-    return get_dataset(ws, str(attempt["dataset"])).rows
+    return get_dataset(ws, str(attempt["dataset"]))
+
+
+def pairs_used(ws: Workspace, result: flywheel.TickResult) -> int:
+    """The rows of the dataset the tick's candidate was trained on: preference pairs (DPO) or KTO examples."""
+    return _trained_dataset(ws, result).rows
+
+
+def objective_used(ws: Workspace, result: flywheel.TickResult) -> str:
+    """dpo or kto: the objective the tick's candidate was trained with (its dataset's kind)."""
+    return _trained_dataset(ws, result).kind
 
 
 def _point(ws: Workspace, started_at: float, result: flywheel.TickResult) -> TimelinePoint:

@@ -38,6 +38,7 @@ class LoopRound:
     both_bad: int
     evaluation: Evaluation
     outcome: str
+    objective: str = "dpo"  # dpo: `pairs` counts preference pairs; kto: KTO examples
 
     @property
     def share_used(self) -> float:
@@ -129,12 +130,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def used_heading(objectives: set[str]) -> str:
+    """The heading of the examples the rounds trained on: pairs (DPO), KTO examples, or both."""
+    if objectives <= {"dpo"}:
+        return "pairs used"
+    return "KTO examples used" if objectives == {"kto"} else "examples used (DPO: pairs, KTO: KTO examples)"
+
+
 def rounds_tables(rounds: Sequence[LoopRound], gate: float) -> list[str]:
     """The votes of each turn of the loop and the share DPO used, then each candidate's evaluation."""
+    objectives = {r.objective for r in rounds}
+    mixed = len(objectives) > 1
     votes = markdown_table(
-        ("round", "battles", "votes", "pairs used", "share used", "ties", "both_bad", "other left out"),
-        [(str(r.number), str(r.battles), str(r.votes), str(r.pairs), f"{r.share_used:.1%}", str(r.ties),
-          str(r.both_bad), str(r.other_dropped)) for r in rounds])
+        ("round", "battles", "votes", used_heading(objectives), "share used", "ties", "both_bad", "other left out"),
+        [(str(r.number), str(r.battles), str(r.votes), f"{r.pairs} ({r.objective})" if mixed else str(r.pairs),
+          f"{r.share_used:.1%}", str(r.ties), str(r.both_bad), str(r.other_dropped)) for r in rounds])
     evaluations = markdown_table(
         ("round", "candidate", "baseline", "judge", "win rate", "95% CI", "comparisons", "gate", "rollout"),
         [(str(r.number), r.evaluation.new_model, r.evaluation.old_model, r.evaluation.judge,

@@ -254,7 +254,7 @@ def loop_round(ws: Workspace, config: DemoConfig, context: tuple[str, list[str],
             outcome = scenario.outcome
             out.append(f"{scenario.candidate}: {outcome}")
     run.rounds.append(LoopRound(number, battles, stats.votes, online.pairs_used(ws, result), stats.ties,
-                                stats.both_bad, evaluation, outcome))
+                                stats.both_bad, evaluation, outcome, online.objective_used(ws, result)))
 
 
 def broken_candidate(ws: Workspace, config: DemoConfig, context: tuple[str, list[str], SimulatedUsers],

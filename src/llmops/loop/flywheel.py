@@ -165,6 +165,11 @@ def latest_gate(workspace: Workspace) -> GateRecord | None:
     return None
 
 
+def trainer_for(workspace: Workspace, dataset: str) -> Callable[..., ModelVersion]:
+    """The pipeline function that trains a registered dataset: `train_kto` for a KTO dataset, else `train_dpo`."""
+    return train_kto if get_dataset(workspace, dataset).kind == "kto" else train_dpo
+
+
 def _new_data_attempt(workspace: Workspace, since: float | None, objective: str = "dpo") -> retry.Attempt | None:
     """The pairs (DPO) or KTO examples the trigger counted (votes and thumbs after `since`, the last DPO or KTO
     version: on-policy data of the model now in production) exported as a new dataset, and the attempt on it
@@ -193,8 +198,7 @@ def _train_new_candidate(workspace: Workspace, train: TrainDPO | None, now: floa
         return waiting
     production = registry.resolve(workspace, "production")
     overrides = [*workspace.settings.loop.dpo_overrides, *retry.recipe_overrides(attempt.recipe)]
-    kto = get_dataset(workspace, attempt.dataset).kind == "kto"
-    version = (train or (train_kto if kto else train_dpo))(workspace, attempt.dataset, production.name, overrides)
+    version = (train or trainer_for(workspace, attempt.dataset))(workspace, attempt.dataset, production.name, overrides)
     retry.record(workspace, version.name, attempt, now)
     return version
 
