@@ -65,10 +65,11 @@ def benchmark_scripts(only: list[str]) -> list[Path]:
 def _peer_missing() -> str:
     """Why serve_peers cannot run here: '' when `llama-server` is set or built (benchmarks/_llama_cpp.py)."""
     from _llama_cpp import server_binary  # benchmarks/ is this script's folder, so on sys.path
+    from llmops.errors import LLMOpsError
 
     try:
         found = server_binary(build=False)
-    except SystemExit as exc:
+    except (SystemExit, LLMOpsError) as exc:
         return str(exc)
     return "" if found else "no llama-server: set LLMOPS_LLAMA_SERVER or build it with benchmarks/_llama_cpp.py"
 

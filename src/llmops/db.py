@@ -28,6 +28,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    make_url,
     select,
     text,
     update,
@@ -271,6 +272,31 @@ def connect(url: str, busy_timeout_s: float = 30.0) -> Engine:
 # Postgres advisory lock keys (pg_advisory_xact_lock): one per kind of serialised change.
 SCHEMA_LOCK = 0x6C6C6D01  # creating or migrating the schema
 ROLLOUT_LOCK = 0x6C6C6D02  # aliases, version statuses and rollouts (models/rollouts.py)
+LOOP_LOCK = 0x6C6C6D03  # the online loop, one per store (loop/flywheel.py; a session lock, see `session_lock`)
+
+
+def redacted(url: str) -> str:
+    """A store's URL as it may be shown to a user: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def session_lock(engine: Engine, key: int) -> Iterator[bool]:
+    """Postgres: hold the session-level advisory lock `key` (pg_try_advisory_lock) on a connection of its own for
+    the block; yields False at once when another session holds it. The server drops the lock with the connection,
+    so a holder that dies (even `kill -9`) frees it. Other databases (SQLite: one machine) have none: yields True."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")  # no transaction left open for the life of the lock
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            conn.invalidate()  # closes the session, and the lock with it: never back into the pool holding it
 
 
 @contextmanager

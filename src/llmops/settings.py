@@ -174,6 +174,9 @@ class TrainSettings(_Section):
     stop_grace_s: float = Field(20.0, gt=0, description="Stopping a run: seconds to wait after SIGINT and again "
                                 "after SIGTERM before SIGKILL.")
     log_tail_lines: int = Field(40, ge=1, description="Lines of the log kept as the error of a failed run.")
+    llama_cpp: str = Field("", description="llama.cpp source folder (convert_hf_to_gguf.py, convert_lora_to_gguf.py, "
+                           "gguf-py/) of `llmops models export --gguf`; empty: $LLMOPS_LLAMA_CPP, else the copy "
+                           "benchmarks/_llama_cpp.py unpacks into the llmops cache.")
     cpt: CPTTraining = Field(CPTTraining(), description="CPT hyperparameters (spec 3.1.3).")
     sft: SFTTraining = Field(SFTTraining(), description="SFT hyperparameters (spec 3.2.3).")
     dpo: DPOTraining = Field(DPOTraining(), description="DPO hyperparameters (spec 3.3.3), also the loop's.")

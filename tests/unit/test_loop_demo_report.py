@@ -56,3 +56,11 @@ def test_votes_table_heading_follows_the_objective() -> None:
     mixed = rounds_tables([dpo, kto], 0.5)[2]
     assert "examples used (DPO: pairs, KTO: KTO examples)" in mixed
     assert "| 1 | 500 | 500 | 113 (dpo) |" in mixed and "| 2 | 250 | 250 | 480 (kto) |" in mixed
+
+
+def test_kto_share_counts_votes_not_examples() -> None:
+    """A KTO vote gives two examples: the share used is of votes (never over 100%), both_bad votes are used."""
+    evaluation = summarize("chat-v1.0", "chat-v1.1", "rubric", [Comparison("p", 1.0, 0.0)])
+    kto = LoopRound(2, 250, 250, 480, 5, 20, evaluation, "promoted", "kto", used=240)
+    assert kto.share_used == 0.96 and kto.other_dropped == 5
+    assert "| 2 | 250 | 250 | 480 | 96.0% | 5 | 20 | 5 |" in rounds_tables([kto], 0.5)[2]

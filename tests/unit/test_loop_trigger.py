@@ -15,7 +15,7 @@ def test_decide_needs_enough_pairs_and_age() -> None:
     assert decide(PairStats(valid_pairs=100), now - 7 * SECONDS_PER_DAY, now, s).fire
     late = decide(PairStats(valid_pairs=500), now - 6.9 * SECONDS_PER_DAY, now, s)
     assert not late.fire and late.days_since_last == pytest.approx(6.9)
-    assert "6.9 days since the last DPO version (< 7)" in late.reasons[2]
+    assert "6.9 days since the last DPO or KTO version (< 7)" in late.reasons[2]
 
 
 def test_decide_reports_what_was_left_out_and_progress() -> None:
@@ -24,7 +24,7 @@ def test_decide_reports_what_was_left_out_and_progress() -> None:
     assert d.reasons[0] == "150 new valid pairs from 200 votes (≥ min_samples 100)"
     assert d.reasons[1] == ("left out: 20 ties, 10 both_bad, 5 identical, 5 empty, 7 duplicates, "
                             "3 over the daily cap")
-    assert d.reasons[2] == "no DPO version yet"
+    assert d.reasons[2] == "no DPO or KTO version yet"
     assert d.progress() == {"min": 1.0, "target": 0.5, "optimal": pytest.approx(0.3)}
 
 

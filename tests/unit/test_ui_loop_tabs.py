@@ -212,3 +212,12 @@ def test_train_dpo_now_trains_before_the_trigger_fires(workspace: Workspace) -> 
     assert job.finished_unseen() and not job.finished_unseen()
     assert "**rollout_started**" in job.status() and trained and trained[0].startswith("prefs_")
     assert "gate **passed**" in rollout_view.evaluation_text(workspace)
+
+
+def test_trigger_status_names_the_loops_objective(workspace: Workspace) -> None:
+    """With loop.objective kto the tab shows the KTO trigger and progress in KTO examples, as `llmops loop status`."""
+    _, text, progress = rollout_view.trigger_status(open_workspace(workspace.root, ["loop.objective=kto"]))
+    assert "KTO trigger **waits**" in text and "DPO trigger" not in text
+    assert all(label.endswith("KTO examples)") for label in progress)
+    _, text, progress = rollout_view.trigger_status(workspace)
+    assert "DPO trigger **waits**" in text and all(label.endswith("pairs)") for label in progress)

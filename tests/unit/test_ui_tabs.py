@@ -18,6 +18,7 @@ from llmops.data.preferences import PreferenceCollector, export_preferences
 from llmops.data.registry import publish_dataset
 from llmops.errors import LLMOpsError
 from llmops.models import registry
+from llmops.models.metrics import request_series
 from llmops.models.rollouts import start_rollout
 from llmops.serve.gateway import create_app
 from llmops.train import runs
@@ -98,9 +99,10 @@ def test_request_series_buckets_requests_per_version(workspace: Workspace) -> No
             {"id": "b", "model": "m1", "created_at": 1000.5, "latency_ms": 7.0, "ok": False, "error": "x"},
             {"id": "c", "model": "m2", "created_at": 1100.0, "latency_ms": 9.0, "ok": True, "error": ""},
         ])
-    series = monitor_tab.request_series(workspace, since=None, buckets=10)
+    series = monitor_tab.series_frame(request_series(workspace, since=None, buckets=10), monitor_tab.SERIES_COLUMNS)
     assert series[["model", "requests", "error_rate"]].values.tolist() == [["m1", 2, 0.5], ["m2", 1, 0.0]]
-    assert monitor_tab.request_series(workspace, since=2000.0).empty
+    assert str(series["time"].iloc[0]) == "1970-01-01 00:16:40"
+    assert request_series(workspace, since=2000.0) == []
 
 
 def _sent_by_browser(widget: gr.components.Component) -> Any:

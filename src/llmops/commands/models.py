@@ -1,9 +1,11 @@
 """`llmops models …`: Model registry: versions, lineage, aliases."""
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from llmops.commands.common import (
     JsonOption,
@@ -19,7 +21,10 @@ from llmops.commands.common import (
 )
 from llmops.errors import LLMOpsError
 from llmops.models import registry, rollouts
+from llmops.models.registry import ModelVersion
+from llmops.train import gguf
 from llmops.train.export import copy_model, merge_adapter
+from llmops.workspace import Workspace
 
 app = typer.Typer(help="Model registry: versions, lineage, aliases.", no_args_is_help=True)
 
@@ -101,15 +106,63 @@ def rollback(workspace: WorkspaceOption = Path("."), reason: ReasonOption = "man
     console.print(f"production → {done.production}")
 
 
+GGUFOption = Annotated[bool, typer.Option("--gguf", help="A GGUF file for llama.cpp's llama-server instead: a merged "
+                                          "version as a GGUF f32 model, an adapter as a GGUF LoRA adapter "
+                                          "(default models/NAME.gguf).")]
+LLAMA_SERVER_PORT = 8081  # the port the printed llama-server and register lines use
+
+
 @app.command()
-def export(name: NameArg, out: Annotated[Path, typer.Option("--out", help="Folder to create.")],
-           workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
-    """Write a full HF model folder (an adapter is merged into its base with `llamafactory-cli export`)."""
+def export(name: NameArg,
+           out: Annotated[Path | None, typer.Option("--out", help="Folder to create (with --gguf: the file).")] = None,
+           as_gguf: GGUFOption = False, workspace: WorkspaceOption = Path("."), overrides: SetOption = None) -> None:
+    """Write a full HF model folder (an adapter is merged into its base with `llamafactory-cli export`), or with
+    --gguf a GGUF file for llama.cpp's `llama-server` (docs/operations.md: CPU serving with llama.cpp)."""
     ws = workspace_from(workspace, overrides)
     version = registry.resolve(ws, name)
-    target = out.expanduser().resolve()
+    target = out.expanduser().resolve() if out is not None else None
+    if as_gguf:
+        _export_gguf(ws, version, target)
+        return
+    if target is None:
+        raise LLMOpsError("models export: give --out FOLDER (a HF model folder to create) or --gguf")
     if version.merged:
         copy_model(Path(version.path), target)
     else:
         merge_adapter(ws, version.base_model, version.path, target)
     console.print(f"[green]exported[/green] {version.name} → {target}")
+
+
+def _export_gguf(ws: Workspace, version: ModelVersion, target: Path | None) -> None:
+    job = gguf.version_job(ws, version, target)
+    console.print(f"$ {job.display}", markup=False, highlight=False, soft_wrap=True)
+    with console.status(f"converting {version.name} to GGUF …") as status:
+        result = gguf.run_job(job, lambda line: status.update(escape(f"{version.name}: {line[:120]}")))
+    kind = "GGUF f32 model" if version.merged else "GGUF LoRA adapter"
+    console.print(f"[green]exported[/green] {version.name} → {result.path} ({kind}; log {job.log})")
+    if result.relabelled:
+        console.print("[yellow]note[/yellow]: llama.cpp does not know this tokenizer's pre-tokenizer (Han characters "
+                      "isolated); it was labelled gpt-2, so some Chinese prompts get a token more than in transformers")
+    console.print("Serve it with llama.cpp and register it as a version's upstream:")
+    for line in serve_lines(ws, version, result.path):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def serve_lines(ws: Workspace, version: ModelVersion, exported: Path) -> list[str]:
+    """The `llama-server` line that serves `exported` (an adapter on its parent's GGUF) and the `llmops models
+    register` line that makes it a version served by that upstream."""
+    where = [] if ws.root.resolve() == Path.cwd().resolve() else ["--workspace", str(ws.root)]
+    model, adapter, lines = exported, None, []
+    if not version.merged:
+        model, adapter = Path(f"<a GGUF of {version.base_model}>"), exported
+        if version.parent:
+            model = gguf.gguf_path(ws, version.parent)
+            if not model.is_file():
+                lines.append(shlex.join(["llmops", "models", "export", version.parent, "--gguf", *where]))
+    binary = str(gguf.llama_server_binary() or "llama-server")
+    command = gguf.llama_server_command(binary, model, adapter=adapter, port=LLAMA_SERVER_PORT)
+    lines.append(f'{shlex.join(command)} --api-key "${ws.settings.serve.upstream_api_key_env}"')
+    register = ["llmops", "models", "register", "--kind", version.kind, "--stage", version.stage,
+                "--parent", version.name, *([] if version.merged else ["--base-model", version.base_model]),
+                "--path", version.path, "--upstream-url", f"http://127.0.0.1:{LLAMA_SERVER_PORT}/v1", *where]
+    return [*lines, shlex.join(register)]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from llmops import db
 from llmops.data.eval_sets import without_held_out
 from llmops.data.formats import read_records, record_problems
-from llmops.data.preferences import _votes_since
+from llmops.data.preferences import votes_since
 from llmops.data.registry import DatasetRecord, publish_dataset, timestamped_path
 from llmops.errors import LLMOpsError
 from llmops.votes import Vote, parse_vote
@@ -103,7 +103,7 @@ def _thumb_signal(thumb: Any) -> Signal:
 
 def signals_since(workspace: Workspace, since: float | None = None) -> Iterator[Signal]:
     """The votes, then the thumbs, created after `since` (all when None), oldest first."""
-    yield from (_vote_signal(vote) for vote in _votes_since(workspace, since))
+    yield from (_vote_signal(vote) for vote in votes_since(workspace, since))
     yield from (_thumb_signal(thumb) for thumb in _thumbs_since(workspace, since))
 
 

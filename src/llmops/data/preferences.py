@@ -126,7 +126,8 @@ class PreferenceCollector:
                 _store(conn, rows)
 
 
-def _votes_since(workspace: Workspace, since: float | None) -> list[Any]:
+def votes_since(workspace: Workspace, since: float | None) -> list[Any]:
+    """The stored votes newer than `since` (all when None), oldest first: what the DPO and KTO exports read."""
     query = select(db.votes).order_by(db.votes.c.created_at, db.votes.c.id)
     if since is not None:
         query = query.where(db.votes.c.created_at > since)
@@ -182,14 +183,14 @@ def _pair(vote: Any, chosen: str, rejected: str) -> dict[str, Any]:
 
 def pair_stats(workspace: Workspace, since: float | None = None) -> PairStats:
     """Counts of the votes created after `since` (all when None): valid pairs and each reason to drop one."""
-    stats, _ = _pairs(_votes_since(workspace, since), workspace.settings.data.max_votes_per_user_per_day)
+    stats, _ = _pairs(votes_since(workspace, since), workspace.settings.data.max_votes_per_user_per_day)
     return stats
 
 
 def export_preferences(workspace: Workspace, since: float | None = None) -> ExportReport:
     """Write the valid pairs since `since` as `dpo/prefs_<ts>.jsonl` + `dpo/prefs.jsonl` (spec 4.3.2) and a
     TRL file, and register them (`prefs_<ts>`, `prefs`, `prefs_<ts>_trl`)."""
-    stats, pairs = _pairs(_votes_since(workspace, since), workspace.settings.data.max_votes_per_user_per_day)
+    stats, pairs = _pairs(votes_since(workspace, since), workspace.settings.data.max_votes_per_user_per_day)
     pairs = without_held_out(workspace, pairs, "ranking")
     if not pairs:
         raise LLMOpsError(f"no valid preference pairs to export ({stats}; pairs on held-out prompts left out)")

@@ -9,9 +9,8 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.progress import Progress
 
-from llmops.data.preferences import PairStats
 from llmops.data.registry import DatasetRecord, get_dataset
-from llmops.demo.report import Scenario, TimelinePoint
+from llmops.demo.report import LoopRound, Scenario, TimelinePoint
 from llmops.demo.simulated_users import SimulatedUsers
 from llmops.demo.traffic import run_arena, send_traffic
 from llmops.errors import LLMOpsError
@@ -20,7 +19,7 @@ from llmops.inference.loading import load_version
 from llmops.inference.types import Sampling
 from llmops.loop import flywheel
 from llmops.loop.evaluate import Evaluation, Judge
-from llmops.loop.trigger import should_trigger_dpo_training
+from llmops.loop.trigger import TriggerDecision, should_trigger_dpo_training
 from llmops.models import registry, rollouts
 from llmops.models.registry import ModelVersion
 from llmops.serve.faults import create_faulty_upstream
@@ -52,12 +51,12 @@ def collect_votes(ws: Workspace, url: str, prompts: Sequence[str], users: Simula
     return done, f"{done} battles, votes {dict(sorted(votes.items()))}; {stats.valid_pairs} new valid pairs"
 
 
-def trigger_report(ws: Workspace) -> tuple[PairStats, str]:
+def trigger_report(ws: Workspace) -> tuple[TriggerDecision, str]:
     """What the trigger counted since the last DPO version, and why it fires; LLMOpsError when it does not."""
     decision = should_trigger_dpo_training(ws)
     if not decision.fire:
         raise LLMOpsError("demo: the DPO trigger did not fire: " + "; ".join(decision.reasons))
-    return decision.stats, "fires: " + "; ".join(decision.reasons)
+    return decision, "fires: " + "; ".join(decision.reasons)
 
 
 def dpo_tick(ws: Workspace, judge: Judge, on_progress: ProgressCallback) -> tuple[flywheel.TickResult, Evaluation]:
@@ -79,14 +78,16 @@ def _trained_dataset(ws: Workspace, result: flywheel.TickResult) -> DatasetRecor
     return get_dataset(ws, str(attempt["dataset"]))
 
 
-def pairs_used(ws: Workspace, result: flywheel.TickResult) -> int:
-    """The rows of the dataset the tick's candidate was trained on: preference pairs (DPO) or KTO examples."""
-    return _trained_dataset(ws, result).rows
-
-
-def objective_used(ws: Workspace, result: flywheel.TickResult) -> str:
-    """dpo or kto: the objective the tick's candidate was trained with (its dataset's kind)."""
-    return _trained_dataset(ws, result).kind
+def round_record(ws: Workspace, number: int, battles: int, decision: TriggerDecision, result: flywheel.TickResult,
+                 outcome: str) -> LoopRound:
+    """The report's row of a turn of the loop: what the trigger counted, the rows of the dataset the tick's candidate
+    was trained on (preference pairs, or KTO examples: a vote gives two) and the objective (that dataset's kind)."""
+    dataset, stats, kto = _trained_dataset(ws, result), decision.stats, decision.kto
+    evaluation = Evaluation(**result.evidence["evaluation"])
+    if dataset.kind == "kto":
+        return LoopRound(number, battles, kto.signals, dataset.rows, kto.ties, stats.both_bad, evaluation, outcome,
+                         "kto", kto.used_signals)
+    return LoopRound(number, battles, stats.votes, dataset.rows, stats.ties, stats.both_bad, evaluation, outcome)
 
 
 def _point(ws: Workspace, started_at: float, result: flywheel.TickResult) -> TimelinePoint:

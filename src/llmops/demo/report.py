@@ -1,6 +1,6 @@
 """The demo's report: PNG charts (loss curves, DPO reward accuracy, win rates with their intervals, rollout
 timelines with traffic share and guardrail metrics) and a Markdown page that ties them together, one row per
-turn of the loop (the votes it collected, the share of them DPO used, its evaluation and rollout)."""
+turn of the loop (the votes it collected, the share of them the training used, its evaluation and rollout)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,8 +27,8 @@ class TimelinePoint:
 
 @dataclass(frozen=True)
 class LoopRound:
-    """One turn of the loop: the votes the trigger counted since the last DPO version, the pairs the trained
-    dataset holds, the candidate's evaluation against production and how its rollout ended."""
+    """One turn of the loop: the votes the trigger counted since the last DPO version (for KTO: votes and thumbs),
+    the pairs the trained dataset holds, the candidate's evaluation against production and how its rollout ended."""
 
     number: int
     battles: int
@@ -39,15 +39,21 @@ class LoopRound:
     evaluation: Evaluation
     outcome: str
     objective: str = "dpo"  # dpo: `pairs` counts preference pairs; kto: KTO examples
+    used: int | None = None  # votes (thumbs) that gave training data; None: one per pair (DPO)
+
+    @property
+    def votes_used(self) -> int:
+        return self.pairs if self.used is None else self.used
 
     @property
     def share_used(self) -> float:
-        return self.pairs / self.votes if self.votes else 0.0
+        """The share of the votes that gave training data (a KTO vote gives two examples: not `pairs / votes`)."""
+        return self.votes_used / self.votes if self.votes else 0.0
 
     @property
     def other_dropped(self) -> int:
-        """Votes neither used nor a tie or both_bad (identical, empty, duplicate or capped)."""
-        return self.votes - self.pairs - self.ties - self.both_bad
+        """Votes neither used nor a tie, nor a both_bad left out by DPO (identical, empty, duplicate or capped)."""
+        return self.votes - self.votes_used - self.ties - (self.both_bad if self.objective == "dpo" else 0)
 
 
 @dataclass
@@ -138,7 +144,7 @@ def used_heading(objectives: set[str]) -> str:
 
 
 def rounds_tables(rounds: Sequence[LoopRound], gate: float) -> list[str]:
-    """The votes of each turn of the loop and the share DPO used, then each candidate's evaluation."""
+    """The votes of each turn of the loop and the share used for training, then each candidate's evaluation."""
     objectives = {r.objective for r in rounds}
     mixed = len(objectives) > 1
     votes = markdown_table(

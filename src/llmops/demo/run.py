@@ -236,7 +236,7 @@ def loop_round(ws: Workspace, config: DemoConfig, context: tuple[str, list[str],
         battles, voted = online.collect_votes(ws, url, prompts, users, config.sampling, console, first, step)
         out.append(voted)
     with summary.step(f"Round {number}: trigger") as out:
-        stats, fired = online.trigger_report(ws)
+        decision, fired = online.trigger_report(ws)
         out.append(fired)
     bar, on_progress = training_progress()
     with summary.step(f"Round {number}: DPO on {production} → candidate, evaluation, gate") as out, bar:
@@ -253,8 +253,7 @@ def loop_round(ws: Workspace, config: DemoConfig, context: tuple[str, list[str],
             run.scenarios.append(scenario)
             outcome = scenario.outcome
             out.append(f"{scenario.candidate}: {outcome}")
-    run.rounds.append(LoopRound(number, battles, stats.votes, online.pairs_used(ws, result), stats.ties,
-                                stats.both_bad, evaluation, outcome, online.objective_used(ws, result)))
+    run.rounds.append(online.round_record(ws, number, battles, decision, result, outcome))
 
 
 def broken_candidate(ws: Workspace, config: DemoConfig, context: tuple[str, list[str], SimulatedUsers],

@@ -2,9 +2,9 @@
 
 All state is in the workspace's database, so a restarted loop carries on where it stopped: a running
 rollout resumes its stage; a DPO version registered but not yet evaluated (status `registered`) is
-evaluated next; otherwise the trigger decides. A file lock (`.llmops/loop.lock`, released by the OS when
-the holder dies) makes sure two ticks never run at once, and a DPO run still running in the `runs` table
-(e.g. started by hand) blocks a new one.
+evaluated next; otherwise the trigger decides. The loop lock (`loop_lock`) makes it one process per store: a
+`loop run` holds it for its life, a single tick (CLI, UI, demo) for the tick, and a tick refused the lock is
+`busy`. A DPO run still running in the `runs` table (e.g. started by hand) blocks a new one.
 """
 
 import fcntl
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from openai import OpenAI
@@ -63,8 +64,26 @@ class TickResult:
 
 @contextmanager
 def loop_lock(workspace: Workspace) -> Iterator[bool]:
-    """Hold the loop's lock file for the block; yields False at once when another process holds it."""
-    path = workspace.root / LOCK_FILE
+    """Hold the loop's lock for the block; yields False at once when another process holds it. Two locks, both
+    released when the holder dies: the lock file in the workspace (`LOCK_FILE`: this machine) and, on PostgreSQL,
+    the store's advisory lock `db.LOOP_LOCK` (every machine whose workspace names the store)."""
+    with _file_lock(workspace.root / LOCK_FILE) as here:
+        if not here:
+            yield False
+            return
+        with db.session_lock(workspace.engine, db.LOOP_LOCK) as everywhere:
+            yield everywhere
+
+
+def lock_held_elsewhere(workspace: Workspace) -> str:
+    """Why `loop_lock` was refused, naming the store."""
+    return (f"another loop holds the loop lock of the store {db.redacted(workspace.database_url)} (a `llmops loop "
+            f"run` or a tick, on this machine or another one on the same store)")
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[bool]:
+    """An exclusive flock on `path` for the block (released by the OS when the holder dies); False when taken."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -205,24 +224,31 @@ def _train_new_candidate(workspace: Workspace, train: TrainDPO | None, now: floa
 
 def tick(workspace: Workspace, train: TrainDPO | None = None, judge: Judge | None = None,
          now: float | None = None, force: bool = False) -> TickResult:
-    """One step of the online loop (see the module's docstring); `force` trains on the pairs there are even when
-    the trigger does not fire (an operator's "train DPO now")."""
+    """One step of the online loop (see the module's docstring) under the loop lock, `busy` when another loop holds
+    it (so an operator's tick is refused while a `loop run` runs anywhere on the store); `force` trains on the pairs
+    there are even when the trigger does not fire (an operator's "train DPO now")."""
     with loop_lock(workspace) as held:
         if not held:
-            return TickResult("busy", "another loop tick holds the lock")
-        step = rollout.step_rollout(workspace, now=now)
-        if step is not None:
-            return TickResult(f"rollout_{step.action}", f"{step.rollout.candidate}: {step.action}, "
-                              f"traffic {step.rollout.traffic:.0%}", step.evidence)
-        candidate = unevaluated_candidate(workspace)
-        if candidate is None:
-            trained = _train_new_candidate(workspace, train, now, judge is not None, force)
-            if isinstance(trained, TickResult):
-                return trained
-            candidate = trained
-        else:
-            prerequisites.require(workspace, judge_given=judge is not None)
-        return gate(workspace, evaluate_candidate(workspace, candidate.name, judge), now)
+            return TickResult("busy", lock_held_elsewhere(workspace))
+        return _locked_tick(workspace, train, judge, now, force)
+
+
+def _locked_tick(workspace: Workspace, train: TrainDPO | None = None, judge: Judge | None = None,
+                 now: float | None = None, force: bool = False) -> TickResult:
+    """`tick`'s step, the loop lock held by the caller."""
+    step = rollout.step_rollout(workspace, now=now)
+    if step is not None:
+        return TickResult(f"rollout_{step.action}", f"{step.rollout.candidate}: {step.action}, "
+                          f"traffic {step.rollout.traffic:.0%}", step.evidence)
+    candidate = unevaluated_candidate(workspace)
+    if candidate is None:
+        trained = _train_new_candidate(workspace, train, now, judge is not None, force)
+        if isinstance(trained, TickResult):
+            return trained
+        candidate = trained
+    else:
+        prerequisites.require(workspace, judge_given=judge is not None)
+    return gate(workspace, evaluate_candidate(workspace, candidate.name, judge), now)
 
 
 def parse_every(text: str) -> float:
@@ -241,12 +267,22 @@ def parse_every(text: str) -> float:
 
 def run_forever(workspace: Workspace, every_s: float, on_tick: Callable[[TickResult], None],
                 max_ticks: int | None = None) -> None:
-    """Tick every `every_s` seconds (measured from each tick's start); an LLMOpsError is reported, not fatal."""
+    """Tick every `every_s` seconds (measured from each tick's start), holding the loop lock throughout: one loop
+    per store (LLMOpsError when another holds it). An LLMOpsError in a tick is reported, not fatal."""
+    with loop_lock(workspace) as held:
+        if not held:
+            raise LLMOpsError(f"{lock_held_elsewhere(workspace)}: not starting a second loop; stop that one first "
+                              f"(a killed one frees the lock by itself)")
+        _tick_forever(workspace, every_s, on_tick, max_ticks)
+
+
+def _tick_forever(workspace: Workspace, every_s: float, on_tick: Callable[[TickResult], None],
+                  max_ticks: int | None) -> None:
     done = 0
     while max_ticks is None or done < max_ticks:
         started = time.monotonic()
         try:
-            on_tick(tick(workspace))
+            on_tick(_locked_tick(workspace))
         except LLMOpsError as exc:
             on_tick(TickResult("error", str(exc)))
         done += 1

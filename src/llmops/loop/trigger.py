@@ -41,7 +41,7 @@ class TriggerDecision:
     @property
     def new_examples(self) -> int:
         """The usable examples of the objective: valid pairs for DPO, desirable + undesirable ones for KTO."""
-        return self.kto.examples if self.objective == "kto" else self.stats.valid_pairs
+        return _new_examples(self.stats, self.kto, self.objective)
 
     def progress(self) -> dict[str, float]:
         """Share reached of each collection target of spec 6.3.1 (1.0 = reached)."""
@@ -67,9 +67,14 @@ def choose_objective(objective: str, pairs: int, kto_signals: int, pair_share: f
                     f"thumbs ({'<' if chosen == 'kto' else '≥'} loop.auto_pair_share {pair_share:.0%})")
 
 
+def _new_examples(stats: PairStats, kto: KTOStats, objective: str) -> int:
+    """The usable examples of the objective: valid pairs for DPO, desirable + undesirable ones for KTO."""
+    return kto.examples if objective == "kto" else stats.valid_pairs
+
+
 def _count_reasons(stats: PairStats, kto: KTOStats, objective: str, settings: LoopSettings) -> list[str]:
     """The count of the objective's new examples against min_samples, and what was left out."""
-    sign = "≥" if (kto.examples if objective == "kto" else stats.valid_pairs) >= settings.min_samples else "<"
+    sign = "≥" if _new_examples(stats, kto, objective) >= settings.min_samples else "<"
     if objective == "kto":
         return [f"{kto.examples} new KTO examples ({kto.desirable} desirable, {kto.undesirable} undesirable) from "
                 f"{kto.votes} votes and {kto.thumbs} thumbs ({sign} min_samples {settings.min_samples})",
@@ -88,12 +93,12 @@ def decide(stats: PairStats, last_dpo_at: float | None, now: float, settings: Lo
     objective, why = choose_objective(settings.objective, stats.valid_pairs, kto.used_signals,
                                       settings.auto_pair_share)
     days = None if last_dpo_at is None else (now - last_dpo_at) / SECONDS_PER_DAY
-    enough = (kto.examples if objective == "kto" else stats.valid_pairs) >= settings.min_samples
+    enough = _new_examples(stats, kto, objective) >= settings.min_samples
     old_enough = days is None or days >= settings.days_threshold
     reasons = [
         *_count_reasons(stats, kto, objective, settings),
-        "no DPO version yet" if days is None else
-        f"{days:.3g} days since the last DPO version ({'≥' if old_enough else '<'} {settings.days_threshold:g})",
+        "no DPO or KTO version yet" if days is None else
+        f"{days:.3g} days since the last DPO or KTO version ({'≥' if old_enough else '<'} {settings.days_threshold:g})",
         why,
         f"counted: {stats.valid_pairs} valid pairs (DPO), {kto.examples} KTO examples",
     ]

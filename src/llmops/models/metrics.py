@@ -5,6 +5,7 @@ writes the rows (serve/state.py) and keeps its live Prometheus counters in serve
 """
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -99,3 +100,49 @@ def served_models(workspace: Workspace) -> list[str]:
         names |= set(conn.execute(select(db.battles.c.model_a).distinct()).scalars())
         names |= set(conn.execute(select(db.battles.c.model_b).distinct()).scalars())
     return sorted(names)
+
+
+def bucketed(rows: Sequence[Any], summary: Callable[[list[Any]], dict[str, Any]],
+             buckets: int) -> list[dict[str, Any]]:
+    """`rows` (with .model and .created_at) grouped per time bucket and version, oldest first: each group's
+    bucket start (`time`, epoch seconds), `model` and `summary`."""
+    if not rows:
+        return []
+    start, end = min(r.created_at for r in rows), max(r.created_at for r in rows)
+    width = max((end - start) / buckets, 1.0)
+    groups: dict[tuple[float, str], list[Any]] = {}
+    for row in rows:
+        bucket = start + (row.created_at - start) // width * width
+        groups.setdefault((bucket, row.model), []).append(row)
+    return [{"time": bucket, "model": model, **summary(items)} for (bucket, model), items in sorted(groups.items())]
+
+
+def _request_summary(items: list[Any]) -> dict[str, Any]:
+    latencies = [r.latency_ms for r in items]
+    return {"requests": len(items), "error_rate": sum(not r.ok for r in items) / len(items),
+            "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99)}
+
+
+def _feedback_summary(items: list[Any]) -> dict[str, Any]:
+    return {"thumbs": len(items), "feedback_score": sum(r.score for r in items) / len(items)}
+
+
+def _rows_since(workspace: Workspace, query: Any, created_at: Any, since: float | None) -> list[Any]:
+    if since is not None:
+        query = query.where(created_at >= since)
+    with workspace.engine.connect() as conn:
+        return list(conn.execute(query).all())
+
+
+def request_series(workspace: Workspace, since: float | None = None, buckets: int = 30) -> list[dict[str, Any]]:
+    """Requests per time bucket and version: count, error rate, latency p50/p99 (the monitor's charts)."""
+    table = db.requests
+    query = select(table.c.model, table.c.created_at, table.c.latency_ms, table.c.ok)
+    return bucketed(_rows_since(workspace, query, table.c.created_at, since), _request_summary, buckets)
+
+
+def feedback_series(workspace: Workspace, since: float | None = None, buckets: int = 30) -> list[dict[str, Any]]:
+    """Thumbs per time bucket and version: how many, and their mean score (+1 up, -1 down)."""
+    table = db.feedback
+    query = select(table.c.model, table.c.created_at, table.c.score)
+    return bucketed(_rows_since(workspace, query, table.c.created_at, since), _feedback_summary, buckets)

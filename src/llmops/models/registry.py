@@ -273,6 +273,11 @@ def servable(workspace: Workspace, version: ModelVersion) -> bool:
     return version.status in SERVABLE_STATUSES or version.name in aliases(workspace).values()
 
 
+def arena_ready(workspace: Workspace, version: ModelVersion) -> bool:
+    """Whether `version` may fight arena battles: a servable chat version."""
+    return version.kind == "chat" and servable(workspace, version)
+
+
 def move_production_in(conn: Connection, name: str) -> str | None:
     """Make `name` production (the old production becomes `previous`, a `candidate` alias on `name` goes), in the
     caller's transaction. Returns the old production."""

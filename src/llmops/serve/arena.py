@@ -73,7 +73,7 @@ def chosen_version(workspace: Workspace, name: str, side: str) -> ModelVersion:
         version = registry.resolve(workspace, name)
     except LLMOpsError as exc:
         raise NoPair(f"{side}: {exc}") from exc
-    if version.kind != "chat" or not registry.servable(workspace, version):
+    if not registry.arena_ready(workspace, version):
         raise NoPair(f"{side} {name!r}: not a servable chat version (see `llmops models list`)")
     return version
 

@@ -161,7 +161,8 @@ def stage_training(train: TrainSettings, stage: str) -> StageTraining:
     """The typed hyperparameters of `stage` (pt | sft | dpo | kto): `train.cpt`, `train.sft` or `train.dpo`."""
     if stage not in STAGE_TRAINING:
         raise LLMOpsError(f"stage {stage!r}: not one of {', '.join(STAGE_TRAINING)}")
-    return {"pt": train.cpt, "sft": train.sft, "dpo": train.dpo, "kto": train.dpo}[stage]
+    section: StageTraining = getattr(train, SECTIONS[stage])
+    return section
 
 
 def typed_overrides(section: StageTraining, overrides: Sequence[str],

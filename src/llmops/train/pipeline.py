@@ -187,16 +187,20 @@ def train_dpo(workspace: Workspace, dataset: str, parent: str, overrides: list[s
 
     `parent` may be a version name or an alias (e.g. production). The reference model is the parent.
     """
-    plan = plan_stage(workspace, "dpo", dataset, registry.resolve(workspace, parent), None, overrides or [],
-                      validation)
-    return run_plan(workspace, plan, on_progress)
+    return _train_online(workspace, "dpo", dataset, parent, overrides, on_progress, validation)
 
 
 def train_kto(workspace: Workspace, dataset: str, parent: str, overrides: list[str] | None = None,
               on_progress: ProgressCallback | None = None, validation: Validation | None = None) -> ModelVersion:
     """A new KTO LoRA on the (merged) parent chat model on a registered KTO dataset (`data.kto.export_kto`),
     registered as chat vN.M+1; the reference model is the parent, as for DPO."""
-    plan = plan_stage(workspace, "kto", dataset, registry.resolve(workspace, parent), None, overrides or [],
+    return _train_online(workspace, "kto", dataset, parent, overrides, on_progress, validation)
+
+
+def _train_online(workspace: Workspace, stage: str, dataset: str, parent: str, overrides: list[str] | None,
+                  on_progress: ProgressCallback | None, validation: Validation | None) -> ModelVersion:
+    """A preference stage (dpo | kto) on the resolved parent: planned, run, registered."""
+    plan = plan_stage(workspace, stage, dataset, registry.resolve(workspace, parent), None, overrides or [],
                       validation)
     return run_plan(workspace, plan, on_progress)
 

@@ -15,6 +15,7 @@ from llmops.errors import LLMOpsError
 from llmops.loop.trigger import should_trigger_dpo_training
 from llmops.models import registry
 from llmops.serve.leaderboard import LeaderboardCache
+from llmops.ui import rollout_view
 from llmops.ui.gateway_client import GatewayClient
 from llmops.ui.section import Section, failed, frame
 from llmops.votes import Vote
@@ -31,16 +32,15 @@ LEADERBOARD_ROUNDS = 200
 def trigger_values(workspace: Workspace) -> tuple[int, int, dict[str, float], str]:
     """(votes, new valid pairs, progress per collection target, why the trigger does or does not fire)."""
     decision = should_trigger_dpo_training(workspace)
-    targets = {"min": decision.min_samples, "target": decision.target_samples, "optimal": decision.optimal_samples}
-    progress = {f"{name} ({goal} pairs)": share for (name, goal), share in
-                zip(targets.items(), decision.progress().values(), strict=True)}
-    verdict = "🔔 DPO training should start" if decision.fire else "DPO trigger: not yet"
-    return decision.stats.votes, decision.new_pairs, progress, "\n".join([verdict, *decision.reasons])
+    objective = decision.objective.upper()
+    verdict = f"🔔 {objective} training should start" if decision.fire else f"{objective} trigger: not yet"
+    return (decision.stats.votes, decision.new_pairs, rollout_view.trigger_progress(decision),
+            "\n".join([verdict, *decision.reasons]))
 
 
 def chat_versions(workspace: Workspace) -> list[str]:
     """The servable chat versions (what `POST /v1/arena/battles` accepts as model_a/model_b), newest first."""
-    versions = [v for v in registry.list_versions(workspace) if v.kind == "chat" and registry.servable(workspace, v)]
+    versions = [v for v in registry.list_versions(workspace) if registry.arena_ready(workspace, v)]
     return [v.name for v in reversed(versions)]
 
 
@@ -89,7 +89,7 @@ def _pickers() -> tuple[gr.Dropdown, gr.Dropdown, gr.Checkbox]:
 
 def _counters() -> list[Any]:
     with gr.Row():
-        votes = gr.Number(label="Votes since the last DPO version", precision=0, interactive=False,
+        votes = gr.Number(label="Votes since the last DPO or KTO version", precision=0, interactive=False,
                           elem_id="arena-votes")
         pairs = gr.Number(label="New valid pairs since the last DPO", precision=0, interactive=False)
         progress = gr.Label(label="Progress towards the DPO trigger", show_label=True)

@@ -10,7 +10,7 @@ import pandas as pd
 from llmops.loop import prerequisites
 from llmops.loop.flywheel import latest_gate
 from llmops.loop.rollout import stage_progress
-from llmops.loop.trigger import should_trigger_dpo_training
+from llmops.loop.trigger import TriggerDecision, should_trigger_dpo_training
 from llmops.models import registry
 from llmops.models.metrics import version_metrics
 from llmops.models.rollouts import Event, current_rollout, history
@@ -102,16 +102,22 @@ def evaluation_text(workspace: Workspace) -> str:
 
 
 def trigger_status(workspace: Workspace) -> tuple[pd.DataFrame, str, dict[str, float]]:
-    """(each prerequisite of a tick, ok or why not; whether DPO is triggered and why; progress per target)."""
+    """(each prerequisite of a tick, ok or why not; whether DPO (or KTO) is triggered and why; progress per target)."""
     inputs = prerequisites.gather(workspace)
     checks = [{"prerequisite": c.name, "ok": "ok" if c.ok else "missing", "detail": c.detail, "fix": c.fix}
               for c in prerequisites.check(inputs, workspace.settings.loop)]
     decision = inputs.trigger or should_trigger_dpo_training(workspace)
-    verdict = "🔔 **DPO trigger fires**" if decision.fire else "DPO trigger **waits**"
-    goals = {"min": decision.min_samples, "target": decision.target_samples, "optimal": decision.optimal_samples}
-    progress = {f"{name} ({goals[name]} pairs)": share for name, share in decision.progress().items()}
+    objective = decision.objective.upper()
+    verdict = f"🔔 **{objective} trigger fires**" if decision.fire else f"{objective} trigger **waits**"
     reasons = "\n".join(f"- {reason}" for reason in decision.reasons)
-    return frame(checks, PREREQUISITE_COLUMNS), f"{verdict}\n\n{reasons}", progress
+    return frame(checks, PREREQUISITE_COLUMNS), f"{verdict}\n\n{reasons}", trigger_progress(decision)
+
+
+def trigger_progress(decision: TriggerDecision) -> dict[str, float]:
+    """The share reached of each collection target, labelled with its goal in the objective's unit."""
+    goals = {"min": decision.min_samples, "target": decision.target_samples, "optimal": decision.optimal_samples}
+    unit = "KTO examples" if decision.objective == "kto" else "pairs"
+    return {f"{name} ({goals[name]} {unit})": share for name, share in decision.progress().items()}
 
 
 def rollout_candidates(workspace: Workspace) -> list[str]:
