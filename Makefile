@@ -18,10 +18,10 @@ demo: install
 	$(VENV)/bin/llmops demo --workspace demo-workspace --replace
 
 test: install
-	$(PY) -m pytest
+	scripts/with_postgres $(PY) -m pytest
 
 test-unit: install
-	$(PY) -m pytest -m unit
+	scripts/with_postgres $(PY) -m pytest -m unit
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -6,7 +6,7 @@ holding N pre-made battles, sends one vote per battle from C concurrent clients 
 replicas, client i talks to replica i mod 2, as a load balancer spreads them), and checks that every acknowledged
 vote is in the store. Commits are durable (SQLite WAL, synchronous=FULL; Postgres as configured, fsync on by
 default); each gateway groups concurrent votes into shared commits. The PostgreSQL rows run on a fresh database
-(created, then dropped) on the server named by `--database-url` or LLMOPS_TEST_DATABASE_URL (`.ci/postgres`
+(created, then dropped) on the server named by `--database-url` or LLMOPS_TEST_DATABASE_URL (`scripts/with_postgres`
 starts one); without either they are skipped, and the output says so.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/vote_ingest.py --votes 2000 --clients 16 [--database-url URL]

@@ -1,5 +1,5 @@
 """Throwaway Postgres databases for the store tests: a fresh database per test on the server whose SQLAlchemy URL is
-in LLMOPS_TEST_DATABASE_URL (`.ci/postgres` starts one), dropped afterwards."""
+in LLMOPS_TEST_DATABASE_URL (`scripts/with_postgres`, which `make test` runs, starts one), dropped afterwards."""
 
 import os
 import uuid
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, make_url
 
 ENV = "LLMOPS_TEST_DATABASE_URL"
-SKIP_REASON = f"{ENV} is not set: start a cluster with .ci/postgres"
+SKIP_REASON = f"{ENV} is not set: run the tests with scripts/with_postgres (make test does)"
 
 
 def server_url() -> str:

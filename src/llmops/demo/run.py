@@ -135,6 +135,12 @@ def training_progress() -> tuple[Progress, Callable[[str, RunStatus], None]]:
     return bar, update
 
 
+def _loss(version: ModelVersion) -> str:
+    """The version's final train loss for people (3 decimals), '?' when its run reported none."""
+    loss = version.metrics.get("train_loss")
+    return f"{loss:.3f}" if isinstance(loss, int | float) else "?"
+
+
 def offline_training(ws: Workspace, config: DemoConfig, summary: Summary) -> tuple[ModelVersion, Path]:
     """Preset documents → CPT → Self-Instruct → full SFT; chat v1.0 becomes production."""
     base = ws.settings.train.base_model
@@ -145,7 +151,7 @@ def offline_training(ws: Workspace, config: DemoConfig, summary: Summary) -> tup
     with bar:
         with summary.step("CPT (LoRA) → completion-v1.0") as out:
             completion = train_cpt(ws, corpus.dataset.name, base, on_progress=on_progress)
-            out.append(f"{completion.name}, train loss {completion.metrics.get('train_loss', '?')}")
+            out.append(f"{completion.name}, train loss {_loss(completion)}")
         with summary.step("Self-Instruct (template mode)") as out:
             sft = generate_sft_dataset(ws, config.sft_examples, use_mock=True, documents=preset_documents(),
                                        templates=shop_templates(load_products()), closing_rate=0.15, seed=config.seed)
@@ -153,7 +159,7 @@ def offline_training(ws: Workspace, config: DemoConfig, summary: Summary) -> tup
         with summary.step("SFT (full fine-tune) → chat-v1.0") as out:
             chat = train_sft(ws, sft.dataset.name, completion.name, on_progress=on_progress)
             rollouts.promote(ws, chat.name, by="demo", reason="demo: first chat model")
-            out.append(f"{chat.name} in production, train loss {chat.metrics.get('train_loss', '?')}")
+            out.append(f"{chat.name} in production, train loss {_loss(chat)}")
     return chat, sft.path
 
 
