@@ -130,7 +130,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
 
 def answer(served: Served, model: str, prompt: str) -> dict[str, Any]:
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": 8,
-            "repetition_penalty": 1.0}  # llama-server reads its own repeat_penalty (default 1.0), not this field
+            "repetition_penalty": 1.0}  # off: llama.cpp penalises only the last 64 tokens, transformers all of them
     response = httpx.post(f"{served.gateway}/v1/chat/completions", json=body, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["model"] == model

@@ -71,9 +71,12 @@ def _refusal(url: str, status: int, text: str) -> Exception:
 
 
 def _body(model: str, messages: list[Message], sampling: Sampling) -> dict[str, Any]:
+    """The request body; the repetition penalty under both names servers read (vLLM and LLaMA-Factory
+    `repetition_penalty`, llama.cpp's llama-server `repeat_penalty`), so every upstream samples as the engine."""
     return {"model": model, "messages": messages, "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
-            "repetition_penalty": sampling.repetition_penalty, "stream": False}
+            "repetition_penalty": sampling.repetition_penalty, "repeat_penalty": sampling.repetition_penalty,
+            "stream": False}
 
 
 async def _relay(url: str, lines: AsyncIterator[str]) -> AsyncIterator[Chunk]:
