@@ -2,7 +2,7 @@
 
 `llmops demo` times every step and writes them to the report's Summary table (step, result, seconds); this
 script reads that table and prints each stage's seconds and share of the total beside its result. With
-`--run` it first runs the demo (`llmops demo --workspace W --replace`, about 6 minutes on 2 CPU cores)
+`--run` it first runs the demo (`llmops demo --workspace W --replace`, about 10 minutes on 2 CPU cores)
 and also prints the demo's total wall time, so start-up and report writing show up as the remainder.
 Without a report (and without `--run`) it says so and exits 0.
 

@@ -11,6 +11,9 @@ from matplotlib.figure import Figure
 
 from llmops.fileio import write_text_atomic
 from llmops.loop.evaluate import Evaluation
+from llmops.models.rollouts import EVIDENCE_GUARDRAILS, evidence_columns
+
+EVIDENCE_SHOWN = ("reason", *EVIDENCE_GUARDRAILS, "breaches")  # the rollout tables' columns after event, traffic
 
 
 @dataclass(frozen=True)
@@ -172,16 +175,9 @@ def write_report(path: Path, summary: Sequence[Sequence[str]], rounds: Sequence[
              f"![DPO reward accuracy]({charts['dpo_accuracy']})", "", "## Rollouts", ""]
     for index, scenario in enumerate(scenarios):
         parts += [f"### {scenario.title}: {scenario.outcome}", "", f"![rollout]({charts[f'rollout_{index}']})", "",
-                  markdown_table(("event", "traffic", "evidence"),
-                                 [(e["event"], f"{e['traffic']:.0%}", _evidence(e["evidence"]))
+                  markdown_table(("event", "traffic", *EVIDENCE_SHOWN),
+                                 [(e["event"], f"{e['traffic']:.0%}",
+                                   *(str(evidence_columns(e["evidence"])[name]) for name in EVIDENCE_SHOWN))
                                   for e in scenario.events]), ""]
     write_text_atomic(path, "\n".join(parts) + "\n")
     return path
-
-
-def _evidence(evidence: dict[str, Any]) -> str:
-    shown: dict[str, Any] = {key: evidence[key] for key in ("reason", "breaches") if key in evidence}
-    candidate = evidence.get("candidate")
-    if isinstance(candidate, dict):
-        shown["candidate"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in candidate.items()}
-    return str(shown) if shown else ""

@@ -259,3 +259,29 @@ def rollback(workspace: Workspace, *, by: Actor, reason: str = "manual", evidenc
         restored = registry.restore_previous_in(conn)
         _record(conn, now, demoted or restored, "reverted", 0.0, {"production": restored, "demoted": demoted, **why})
     return Change(restored, demoted, None)
+
+
+EVIDENCE_GUARDRAILS = ("requests", "error_rate", "latency_p99_ms", "feedback_score")
+EVIDENCE_EVALUATION = ("win_rate", "ci_low", "ci_high")
+EVIDENCE_COLUMNS = ("by", "reason", *EVIDENCE_GUARDRAILS, *EVIDENCE_EVALUATION, "breaches")
+_DIGITS = {"error_rate": 4, "latency_p99_ms": 1, "feedback_score": 3, "win_rate": 3, "ci_low": 3, "ci_high": 3}
+
+
+def _part(evidence: dict[str, Any], key: str) -> dict[str, Any]:
+    found = evidence.get(key)
+    return found if isinstance(found, dict) else {}
+
+
+def evidence_columns(evidence: dict[str, Any]) -> dict[str, Any]:
+    """An event's evidence for people, one value per EVIDENCE_COLUMNS: who and why, the candidate's guardrail
+    metrics, the gate's evaluation and the breached metrics, rounded; "" where the event has none."""
+    measured, evaluation = _part(evidence, "candidate"), _part(evidence, "evaluation")
+    breaches = evidence.get("breaches")
+    row = {"by": evidence.get("by", ""), "reason": evidence.get("reason", ""),
+           **{name: measured.get(name) for name in EVIDENCE_GUARDRAILS},
+           **{name: evaluation.get(name) for name in EVIDENCE_EVALUATION},
+           "breaches": "; ".join(str(b.get("metric")) for b in breaches if isinstance(b, dict))
+           if isinstance(breaches, list) else ""}
+    return {name: "" if value is None else
+            round(value, _DIGITS[name]) if name in _DIGITS and isinstance(value, int | float) else value
+            for name, value in row.items()}

@@ -13,38 +13,26 @@ from llmops.loop.rollout import stage_progress
 from llmops.loop.trigger import TriggerDecision, should_trigger_dpo_training
 from llmops.models import registry
 from llmops.models.metrics import version_metrics
-from llmops.models.rollouts import Event, current_rollout, history
+from llmops.models.rollouts import (
+    EVIDENCE_COLUMNS,
+    EVIDENCE_GUARDRAILS,
+    Event,
+    current_rollout,
+    evidence_columns,
+    history,
+)
 from llmops.ui.section import frame, when
 from llmops.workspace import Workspace
 
-GUARDRAILS = ("requests", "error_rate", "latency_p99_ms", "feedback_score")
-EVALUATION = ("win_rate", "ci_low", "ci_high")
-EVENT_COLUMNS = ("time", "candidate", "event", "by", "reason", "traffic", *GUARDRAILS, *EVALUATION, "breaches")
+GUARDRAILS = EVIDENCE_GUARDRAILS
+EVENT_COLUMNS = ("time", "candidate", "event", "traffic", *EVIDENCE_COLUMNS)
 PREREQUISITE_COLUMNS = ("prerequisite", "ok", "detail", "fix")
-DIGITS = {"traffic": 3, "error_rate": 4, "latency_p99_ms": 1, "feedback_score": 3, "win_rate": 3, "ci_low": 3,
-          "ci_high": 3}
-
-
-def _rounded(name: str, value: Any) -> Any:
-    return round(value, DIGITS[name]) if name in DIGITS and isinstance(value, int | float) else value
-
-
-def _section(evidence: dict[str, Any], key: str) -> dict[str, Any]:
-    found = evidence.get(key)
-    return found if isinstance(found, dict) else {}
 
 
 def event_row(event: Event) -> dict[str, Any]:
-    """One decision: who and why, the candidate's guardrail metrics, the gate's evaluation, the breaches."""
-    evidence = event.evidence
-    measured, evaluation = _section(evidence, "candidate"), _section(evidence, "evaluation")
-    breaches = evidence.get("breaches")
-    row = {"time": when(event.created_at), "candidate": event.candidate, "event": event.event,
-           "by": evidence.get("by", ""), "reason": evidence.get("reason", ""), "traffic": event.traffic,
-           **{name: measured.get(name) for name in GUARDRAILS}, **{name: evaluation.get(name) for name in EVALUATION},
-           "breaches": "; ".join(str(b.get("metric")) for b in breaches if isinstance(b, dict))
-           if isinstance(breaches, list) else ""}
-    return {name: "" if value is None else _rounded(name, value) for name, value in row.items()}  # no "null" cells
+    """One decision: when, which candidate, its traffic share after it, and its evidence (models/rollouts.py)."""
+    return {"time": when(event.created_at), "candidate": event.candidate, "event": event.event,
+            "traffic": round(event.traffic, 3), **evidence_columns(event.evidence)}
 
 
 def events_table(events: list[Event]) -> pd.DataFrame:
@@ -64,11 +52,10 @@ def guardrail_series(events: list[Event], metrics: tuple[str, ...]) -> pd.DataFr
     the decision is labelled with its number in the history, its candidate and event."""
     rows = []
     for number, event in enumerate(events, start=1):
-        measured = _section(event.evidence, "candidate")
+        shown = evidence_columns(event.evidence)
         for name in metrics:
-            value = measured.get(name)
-            if isinstance(value, int | float):
-                rows.append({"decision": number, "metric": name, "value": _rounded(name, value),
+            if isinstance(value := shown[name], int | float):
+                rows.append({"decision": number, "metric": name, "value": value,
                              "event": f"{event.candidate} {event.event}"})
     return frame(rows, ("decision", "metric", "value", "event"))
 
