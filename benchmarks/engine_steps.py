@@ -5,7 +5,7 @@ them greedily (temperature 0, the serving defaults otherwise: repetition penalty
 sending its share of the questions one after another; tokens/s is completion tokens over wall time, the median
 of `--rounds` rounds. Isolates the decode loop's per-token cost from what the gateway adds (serve_peers.py).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/engine_steps.py --model ~/.cache/llmops/bench/chat-v1.0
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/engine_steps.py [--model PATH]
 """
 
 import argparse
@@ -14,10 +14,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+from rich.console import Console
 
 from llmops.demo.prompts import user_prompts
 from llmops.inference.engine import GenerationRequest, InferenceModel
 from llmops.inference.types import Sampling
+from serve_peers import chat_model  # benchmarks/ is this script's folder, so on sys.path
 
 
 def one_round(engine: InferenceModel, prompts: list[str], clients: int, max_tokens: int) -> float:
@@ -36,13 +38,14 @@ def one_round(engine: InferenceModel, prompts: list[str], clients: int, max_toke
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", help="a merged HF chat model folder (default: serve_peers.py's chat-v1.0, "
+                        "trained once into the llmops cache)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
     args = parser.parse_args()
     torch.set_num_threads(1)
     engine = InferenceModel(max_batch_size=32)
-    engine.load_model("chat", args.model)
+    engine.load_model("chat", str(chat_model(args)))
     questions = user_prompts(48, seed=0, exclude=set())
     prompts = [engine.render_chat("chat", [{"role": "user", "content": q}]) for q in questions]
     one_round(engine, prompts[:4], 1, args.max_tokens)  # warm-up
@@ -54,7 +57,7 @@ def main() -> None:
     engine.close()
     for clients, rates in results.items():
         rounded = ", ".join(f"{rate:.0f}" for rate in rates)
-        print(f"{clients} client(s): median {statistics.median(rates):.0f} tok/s ({rounded})")  # noqa: T201
+        Console().print(f"{clients} client(s): median {statistics.median(rates):.0f} tok/s ({rounded})")
 
 
 if __name__ == "__main__":

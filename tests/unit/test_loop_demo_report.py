@@ -45,7 +45,8 @@ def test_report_charts_and_markdown(tmp_path: Path) -> None:
     assert "| 2 | 250 | 250 | 101 | 40.4% | 120 | 20 | 9 |" in text
     assert "### Broken candidate: rolled back" in text and "![rollout](r.png)" in text
     assert "| event | traffic | reason | requests | error_rate | latency_p99_ms | feedback_score | breaches |" in text
-    assert "| rolled_back | 0% | guardrail: error_rate 0.25 breaches limit 0.05 | 12 | 0.25 |  |  | error_rate |" in text
+    assert ("| rolled_back | 0% | guardrail: error_rate 0.25 breaches limit 0.05 | 12 | 0.25 |  |  | error_rate |"
+            in text)
 
 
 def test_votes_table_heading_follows_the_objective() -> None:

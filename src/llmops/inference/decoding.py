@@ -156,8 +156,7 @@ class DecodeBatch:
     def _emit(self, logits: torch.Tensor, first: int = 0) -> None:
         """Choose the next tokens of rows `first:` from their `logits`, hand them out, drop finished rows."""
         span = torch.arange(first, len(self.rows))
-        sampling = self._sampling.select(span) if first else self._sampling  # a decode step: every row
-        tokens = next_tokens(logits, self._seen[first:], sampling)
+        tokens = next_tokens(logits, self._seen[first:], self._sampling.select(span))
         self._last[first:] = tokens
         self._seen[span, tokens] = True  # a FAILED row's -1 marks its last column; the row leaves below
         finished = [first + i for i, token in enumerate(tokens.tolist()) if self._append(self.rows[first + i], token)]

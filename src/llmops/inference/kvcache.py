@@ -5,7 +5,9 @@ Row i of the batch lives in slot i. A decode step writes every row's new key and
 A row that leaves is replaced by the last row (one slot copied, nothing else moves); joining rows are written
 into the next free slots, right-aligned at `end`. Columns before `start` serve no row. When the buffer runs
 out of columns, the used span moves to a new buffer with room on both sides, so a step costs O(1) copying
-rather than the whole-cache concatenation of transformers' DynamicCache.
+rather than the whole-cache concatenation of transformers' DynamicCache. The first rows get only the slots they
+need, the batch all `max_rows` once more join: a lone request does not zero and copy a buffer sized for the whole
+batch.
 """
 
 import torch
@@ -46,7 +48,7 @@ class KVSlots:
         self.num_layers, self.max_rows = num_layers, max_rows
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
-        self.mask = torch.zeros(max_rows, 0, dtype=torch.bool)
+        self.mask = torch.zeros(0, 0, dtype=torch.bool)
         self.rows = self.start = self.end = 0
         self.widest = 0  # the widest prompt group seen: room kept in front for the next ones
         self.cache = Cache(layers=[SlotLayer(self, i) for i in range(num_layers)])
@@ -78,8 +80,8 @@ class KVSlots:
         self.widest = max(self.widest, width)
         if not self.keys:
             self._allocate(keys[0])
-        if width > self.end:
-            self._relayout()
+        if width > self.end or self.rows + count > self.mask.shape[0]:
+            self._relayout(self.rows + count)
         first, left = self.rows, self.end - width
         for layer in range(self.num_layers):
             self.keys[layer][first : first + count, :, left : self.end] = keys[layer]
@@ -101,21 +103,25 @@ class KVSlots:
         self.start = self.start + int(used[0]) if len(used) else self.end
 
     def _allocate(self, like: torch.Tensor) -> None:
-        shape = (self.max_rows, like.shape[1], 0, like.shape[3])
+        shape = (0, like.shape[1], 0, like.shape[3])
         self.keys = [like.new_zeros(shape) for _ in range(self.num_layers)]
         self.values = [like.new_zeros(shape) for _ in range(self.num_layers)]
 
-    def _relayout(self) -> None:
-        """Move the used columns to a new buffer with room for the widest prompt in front and as much behind."""
+    def _relayout(self, rows: int = 0) -> None:
+        """Move the used columns to a new buffer with room for the widest prompt in front and as much behind, and
+        slots for at least `rows` rows."""
         front = max(self.widest, MIN_ROOM)
         capacity = front + self.width + max(self.width, MIN_ROOM)
-        span = slice(self.start, self.end)
+        slots = self.mask.shape[0]
+        if rows > slots:  # a first request gets what it needs; once rows share the batch, it gets all of them
+            slots = self.max_rows if slots else rows
+        span, used = slice(self.start, self.end), slice(0, self.rows)
         for tensors in (self.keys, self.values):
             for layer, old in enumerate(tensors):
-                new = old.new_zeros(old.shape[0], old.shape[1], capacity, old.shape[3])
-                new[:, :, front : front + self.width] = old[:, :, span]
+                new = old.new_zeros(slots, old.shape[1], capacity, old.shape[3])
+                new[used, :, front : front + self.width] = old[used, :, span]
                 tensors[layer] = new
-        mask = torch.zeros(self.max_rows, capacity, dtype=torch.bool)
-        mask[:, front : front + self.width] = self.mask[:, span]
+        mask = torch.zeros(slots, capacity, dtype=torch.bool)
+        mask[used, front : front + self.width] = self.mask[used, span]
         self.mask = mask
         self.start, self.end = front, front + self.width
