@@ -53,6 +53,11 @@ class KTOStats:
     def examples(self) -> int:
         return self.desirable + self.undesirable
 
+    def left_out(self) -> str:
+        """What was left out and why, for people."""
+        return (f"left out: {self.ties} ties, {self.identical} identical, {self.empty} empty, {self.malformed} "
+                f"malformed, {self.duplicates} duplicates, {self.capped} over the daily cap, {self.held_out} held out")
+
 
 @dataclass(frozen=True)
 class KTOExportReport:
@@ -181,7 +186,8 @@ def export_kto(workspace: Workspace, since: float | None = None) -> KTOExportRep
     (`kto_<ts>`, `kto`) beside the preference pairs."""
     stats, examples = _collect(workspace, since)
     if not examples:
-        raise LLMOpsError(f"no KTO examples to export ({stats})")
+        raise LLMOpsError(f"no KTO examples to export from {stats.votes} votes and {stats.thumbs} thumbs; "
+                          f"{stats.left_out()}")
     snapshot = timestamped_path(workspace, "kto", "kto", ".jsonl")
     latest = workspace.stage_data_dir("kto") / "kto.jsonl"
     datasets = [publish_dataset(workspace, snapshot.stem, snapshot, examples, "kto", "kto"),

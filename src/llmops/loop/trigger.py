@@ -78,8 +78,7 @@ def _count_reasons(stats: PairStats, kto: KTOStats, objective: str, settings: Lo
     if objective == "kto":
         return [f"{kto.examples} new KTO examples ({kto.desirable} desirable, {kto.undesirable} undesirable) from "
                 f"{kto.votes} votes and {kto.thumbs} thumbs ({sign} min_samples {settings.min_samples})",
-                f"left out: {kto.ties} ties, {kto.identical} identical, {kto.empty} empty, {kto.malformed} "
-                f"malformed, {kto.duplicates} duplicates, {kto.capped} over the daily cap, {kto.held_out} held out"]
+                kto.left_out()]
     return [f"{stats.valid_pairs} new valid pairs from {stats.votes} votes ({sign} min_samples {settings.min_samples})",
             f"left out: {stats.ties} ties, {stats.both_bad} both_bad, {stats.identical} identical, "
             f"{stats.empty} empty, {stats.duplicates} duplicates, {stats.capped} over the daily cap"]
