@@ -1,13 +1,14 @@
 """Serving against the peer a CPU user would pick instead: llmops embedded vs llama.cpp's `llama-server`.
 
-Three servers answer the same chat prompts (the demo's shop questions) over HTTP, greedy (temperature 0):
-llmops embedded (`llmops serve` on a workspace with chat-v1.0 as a merged version; continuous batching),
-`llama-server` direct (the same model converted to GGUF f32; `--parallel 32 -cb`), and `llama-server`
-behind the llmops gateway as a version's `upstream_url` (what the gateway itself adds). Each uses `--threads`
-threads (torch's in the gateway, `-t` in llama.cpp; default 1). Before timing, the replies to every prompt
-are compared (embedded vs llama.cpp, gateway-over-llama vs llama.cpp; they differ where llama.cpp tokenizes a
-prompt differently: the demo tokenizer's Han-isolating pre-tokenizer is converted as `gpt-2`; llama.cpp's
-`completion_tokens` also counts the end token), with how many stopped by themselves and their mean length.
+Three servers answer the same chat prompts (the demo's shop questions) over HTTP, greedy (temperature 0, the
+serving default's repetition penalty, which the gateway sends upstream over the whole context and is sent to
+llama-server direct the same way): llmops embedded (`llmops serve` on a workspace with chat-v1.0 as a merged
+version; continuous batching), `llama-server` direct (the same model converted to GGUF f32; `--parallel 32 -cb`),
+and `llama-server` behind the llmops gateway as a version's `upstream_url` (what the gateway itself adds, with
+the gateway process's CPU time per request). Each uses `--threads` threads (torch's in the gateway, `-t` in
+llama.cpp; default 1). Before timing, the replies to every prompt are compared (embedded vs llama.cpp,
+gateway-over-llama vs llama.cpp; llama.cpp's `completion_tokens` also counts the end token), with how many stopped
+by themselves and their mean length.
 Then 1/8/32 clients × 32/128 max tokens, and streaming at 8 clients with the time to first token, interleaved
 for `--rounds` rounds (medians shown). `llama-server` comes from `$LLMOPS_LLAMA_SERVER` or is built once
 (see `_llama_cpp.py`). Without `--model` the demo's chat-v1.0 is trained once (its offline phase: CPT + SFT,
@@ -38,15 +39,21 @@ from rich.table import Table
 import _llama_cpp
 from llmops.demo.cache import default_cache_dir
 from llmops.demo.prompts import user_prompts
+from llmops.inference.upstream import PENALTY_WINDOW
 from llmops.models import registry
 from llmops.models.metrics import percentile
 from llmops.serve.server import GatewayProcess, free_port
+from llmops.settings import ServeSettings
 from llmops.workspace import init_workspace
 
 CONFIGS = [(1, 128, False), (1, 32, False), (8, 128, False), (8, 32, False), (8, 128, True), (32, 128, False),
            (32, 32, False)]
 TARGETS = ("llmops", "llama.cpp", "gw→llama")
-console = Console(width=200)
+# the serving default's repetition penalty, sent to all three as the gateway sends it upstream (under both names,
+# over the same window): llama-server direct then samples as the other two
+PENALTY = {"repetition_penalty": ServeSettings().repetition_penalty,
+           "repeat_penalty": ServeSettings().repetition_penalty, "repeat_last_n": PENALTY_WINDOW}
+console = Console(width=240)
 
 
 @dataclass(frozen=True)
@@ -56,12 +63,20 @@ class Result:
     p99_ms: float
     ttft_p50_ms: float
     requests: int
+    cpu_ms_per_request: float  # of the target's `pid` (user + system time), 0 without one
 
 
 @dataclass(frozen=True)
 class Target:
     url: str
     model: str
+    pid: int = 0  # the process whose CPU time per request is measured (the gateway's)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def chat_model(args: argparse.Namespace) -> Path:
@@ -115,7 +130,7 @@ async def _one(http: aiohttp.ClientSession, target: Target, question: str, max_t
                stream: bool) -> tuple[str, int, float, str]:
     """(reply, completion tokens, seconds to the first token, finish reason) of one chat request."""
     body: dict[str, object] = {"model": target.model, "temperature": 0, "max_tokens": max_tokens, "stream": stream,
-            "messages": [{"role": "user", "content": question}]}
+            "messages": [{"role": "user", "content": question}], **PENALTY}
     if stream:
         body["stream_options"] = {"include_usage": True}
     start = time.perf_counter()
@@ -171,11 +186,13 @@ async def load(target: Target, questions: list[str], clients: int, max_tokens: i
     # open their own connection rather than reuse one the server may have closed
     connector = aiohttp.TCPConnector(limit=clients, force_close=stream)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600)) as http:
+        cpu = cpu_seconds(target.pid) if target.pid else 0.0
         start = time.perf_counter()
         await asyncio.gather(*(client(http, i) for i in range(clients)))
         elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(target.pid) - cpu if target.pid else 0.0
     return Result(tokens / elapsed, percentile(latencies, 50), percentile(latencies, 99),
-                  percentile(firsts, 50) if stream else 0.0, len(latencies))
+                  percentile(firsts, 50) if stream else 0.0, len(latencies), cpu * 1000 / len(latencies))
 
 
 async def replies(target: Target, questions: list[str], max_tokens: int) -> list[tuple[str, int, str]]:
@@ -217,7 +234,8 @@ def _label(clients: int, max_tokens: int, stream: bool) -> str:
 def render(medians: dict[str, dict[str, Result]], title: str) -> Table:
     table = Table(title=title)
     for column in ("clients | max_tokens", "llmops tok/s", "p50 ms", "p99 ms", "llama.cpp tok/s", "p50 ms",
-                   "p99 ms", "gw→llama tok/s", "p50 ms", "p99 ms", "llmops / llama.cpp", "gw→llama / llama"):
+                   "p99 ms", "gw→llama tok/s", "p50 ms", "p99 ms", "gw CPU ms/req", "llmops / llama.cpp",
+                   "gw→llama / llama"):
         table.add_column(column, justify="right")
     for label, row in medians.items():
         cells = [label]
@@ -226,7 +244,8 @@ def render(medians: dict[str, dict[str, Result]], title: str) -> Table:
             ttft = f" (TTFT {r.ttft_p50_ms:.1f})" if r.ttft_p50_ms else ""
             cells += [f"{r.tokens_per_s:,.0f}", f"{r.p50_ms:.0f}{ttft}", f"{r.p99_ms:.0f}"]
         peer = row["llama.cpp"].tokens_per_s
-        cells += [f"{row['llmops'].tokens_per_s / peer:.2f}", f"{row['gw→llama'].tokens_per_s / peer:.2f}"]
+        cells += [f"{row['gw→llama'].cpu_ms_per_request:.2f}", f"{row['llmops'].tokens_per_s / peer:.2f}",
+                  f"{row['gw→llama'].tokens_per_s / peer:.2f}"]
         table.add_row(*cells)
     return table
 
@@ -244,7 +263,7 @@ def run(args: argparse.Namespace, binary: Path, tmp: Path) -> dict[str, object]:
         overrides = ["serve.max_batch_size=32"]
         with GatewayProcess(workspace.root, tmp / "gateway.log", overrides) as gateway:
             targets = {"llmops": Target(gateway.url, embedded.name), "llama.cpp": Target(llama_url, "model"),
-                       "gw→llama": Target(gateway.url, upstream.name)}
+                       "gw→llama": Target(gateway.url, upstream.name, gateway.pid)}
             check = check_outputs(targets, questions, 128)
             console.print(f"outputs (greedy, {check['prompts']} prompts, max 128 tokens): {check}")
             medians = measure(targets, questions, args.rounds)

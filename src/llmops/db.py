@@ -7,6 +7,7 @@ change depending on it is a `write_transaction`: serialised with every other one
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from llmops.errors import LLMOpsError
 from llmops.votes import Vote
 
 metadata = MetaData()
@@ -280,21 +282,43 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+@dataclass
+class SessionLock:
+    """What `session_lock` yields: true when held. `check()` raises LLMOpsError once the connection holding it is
+    gone (the server dropped the lock with it, so another process may hold it now)."""
+
+    held: bool
+    conn: Connection | None = None  # Postgres: the connection whose session holds the lock
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def check(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise LLMOpsError(f"the lock's connection to the store is gone ({type(exc).__name__}), and the lock "
+                              "with it") from exc
+
+
 @contextmanager
-def session_lock(engine: Engine, key: int) -> Iterator[bool]:
+def session_lock(engine: Engine, key: int) -> Iterator[SessionLock]:
     """Postgres: hold the session-level advisory lock `key` (pg_try_advisory_lock) on a connection of its own for
-    the block; yields False at once when another session holds it. The server drops the lock with the connection,
-    so a holder that dies (even `kill -9`) frees it. Other databases (SQLite: one machine) have none: yields True."""
+    the block; yields a false lock at once when another session holds it. The server drops the lock with the
+    connection, so a holder that dies (even `kill -9`) frees it; a holder whose connection dropped learns it from
+    `check()`. Other databases (SQLite: one machine) have none: yields a held lock."""
     if engine.dialect.name != "postgresql":
-        yield True
+        yield SessionLock(True)
         return
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")  # no transaction left open for the life of the lock
         if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
-            yield False
+            yield SessionLock(False)
             return
         try:
-            yield True
+            yield SessionLock(True, conn)
         finally:
             conn.invalidate()  # closes the session, and the lock with it: never back into the pool holding it
 

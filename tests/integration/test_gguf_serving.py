@@ -3,6 +3,7 @@
 version's upstream; through the gateway their greedy answers equal the embedded engine's answers of the same
 weights. Skipped unless a llama.cpp source tree and `llama-server` are there (see benchmarks/_llama_cpp.py)."""
 
+import json
 import secrets
 import shutil
 import subprocess
@@ -129,12 +130,24 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> It
 
 
 def answer(served: Served, model: str, prompt: str) -> dict[str, Any]:
-    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": 8,
-            "repetition_penalty": 1.0}  # off: llama.cpp penalises only the last 64 tokens, transformers all of them
+    """The gateway's greedy reply, with the serving default's repetition penalty (which the gateway sends to
+    llama-server over the whole context, as the engine applies it)."""
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": 24}
     response = httpx.post(f"{served.gateway}/v1/chat/completions", json=body, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["model"] == model
     return dict(response.json())
+
+
+def streamed(served: Served, model: str, prompt: str) -> str:
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": 24,
+            "stream": True}
+    response = httpx.post(f"{served.gateway}/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    events = [json.loads(line[5:]) for line in response.text.splitlines()
+              if line.startswith("data:") and line != "data: [DONE]"]
+    assert all("error" not in event for event in events), events
+    return "".join(choice["delta"].get("content", "") for event in events for choice in event["choices"])
 
 
 @pytest.mark.parametrize("embedded", ["chat-v1.0", "chat-v1.1"])
@@ -149,3 +162,11 @@ def test_the_adapter_is_applied(served: Served) -> None:
     base = [answer(served, served.pairs["chat-v1.0"], p)["choices"][0]["message"]["content"] for p in PROMPTS]
     tuned = [answer(served, served.pairs["chat-v1.1"], p)["choices"][0]["message"]["content"] for p in PROMPTS]
     assert base != tuned
+
+
+def test_streams_and_completions_take_turns_on_one_upstream(served: Served) -> None:
+    """llama-server closes a stream's connection without saying so; the gateway's next request to it must not
+    fail on that closed connection."""
+    model = served.pairs["chat-v1.0"]
+    for prompt in PROMPTS * 2:
+        assert streamed(served, model, prompt) == answer(served, model, prompt)["choices"][0]["message"]["content"]

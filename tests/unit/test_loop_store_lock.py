@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 import pg
 from llmops import db
@@ -80,6 +80,12 @@ def test_a_second_loop_on_the_same_store_is_refused_until_the_first_is_killed(
         forced = flywheel.tick(other, force=True)  # the UI's "Train DPO now" while the loop runs elsewhere
         assert forced.action == "busy" and "another loop holds" in forced.detail
         assert not _lock_is_free(other)
+        refused_cli = subprocess.run(
+            [sys.executable, "-m", "llmops", "loop", "run", "-w", str(other.root), "--every", "1s", "--ticks", "1"],
+            capture_output=True, text=True, timeout=WAIT_S, env={**os.environ, "COLUMNS": "200"})
+        said = refused_cli.stdout + refused_cli.stderr
+        assert refused_cli.returncode != 0 and "another loop holds" in said
+        assert "loop running" not in said  # said only once the lock is held
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -113,3 +119,34 @@ def test_the_store_lock_is_one_session_and_leaves_with_the_block(store_url: str,
 def test_a_store_url_is_shown_without_its_password() -> None:
     shown = db.redacted("postgresql+psycopg://llmops:s3cret@db.internal:5432/llmops")
     assert "s3cret" not in shown and "db.internal:5432/llmops" in shown
+
+
+def _drop_lock_connection(store_url: str) -> None:
+    """What a network cut or a server restart does to the loop: the session holding its lock ends."""
+    other = create_engine(store_url)
+    try:
+        with other.connect() as conn:
+            ended = conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key"),
+                {"key": db.LOOP_LOCK}).scalars().all()
+        assert ended == [True]
+    finally:
+        other.dispose()
+
+
+def test_a_loop_that_lost_its_store_lock_stops_before_the_next_tick(store_url: str, workspace: Workspace) -> None:
+    seen: list[flywheel.TickResult] = []
+    if not store_url:  # SQLite: the lock file, held as long as the process lives
+        flywheel.run_forever(workspace, 0.01, seen.append, max_ticks=2)
+        assert [result.action for result in seen] == ["waiting", "waiting"]
+        return
+
+    def tick_then_lose_the_lock(result: flywheel.TickResult) -> None:
+        seen.append(result)
+        _drop_lock_connection(store_url)
+
+    with pytest.raises(LLMOpsError, match="before tick 2: it lost the loop lock") as stopped:
+        flywheel.run_forever(workspace, 0.01, tick_then_lose_the_lock, max_ticks=3)
+    assert [result.action for result in seen] == ["waiting"]
+    assert "start it again" in str(stopped.value)
+    assert _lock_is_free(workspace)  # nothing left held: a new loop can start

@@ -73,9 +73,9 @@ def run(
 
     ws = workspace_from(workspace, overrides)
     seconds = flywheel.parse_every(every)
-    console.print(f"loop running every {seconds:g}s on {ws.root} (Ctrl-C to stop)")
     try:
-        flywheel.run_forever(ws, seconds, _show, ticks)
+        flywheel.run_forever(ws, seconds, _show, ticks, on_start=lambda: console.print(
+            f"loop running every {seconds:g}s on {ws.root} (Ctrl-C to stop)"))
     except KeyboardInterrupt:
         console.print("loop stopped")
 

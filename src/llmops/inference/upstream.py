@@ -10,19 +10,28 @@ a usage event (LLaMA-Factory's) counts its pieces as the completion tokens and 0
 or 422 refuses the request's own content (a prompt too long for the server, say): a ClientError, HTTP 400 at the
 gateway and not a failure of the version. Any transport error, other non-2xx answer (401, 404, 429, 5xx: the server
 or its set-up, not the client) or malformed reply is a BackendError (HTTP 502, or an error event once a stream has
-begun).
+begun). The client is aiohttp's (about a tenth of httpx's CPU per request with 32 in flight, which a gateway in front of
+a fast server spends on every request: `benchmarks/serve_peers.py`), one session per event loop, kept-alive connections
+for every request in flight.
 """
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import aiohttp
 
 from llmops.inference.types import BackendError, ChatBackend, Chunk, ClientError, Completion, Message, Sampling
 
 __all__ = ["ChatBackend", "UpstreamBackend"]
 CLIENT_STATUSES = frozenset({400, 413, 422})  # an upstream's answers that refuse the request itself
+# llama-server's `repeat_last_n`: the whole context of most models, as the engine penalises every token seen (its own
+# "whole context", -1, is refused by llama-server's request schema)
+PENALTY_WINDOW = 32768
+MAX_CONNECTIONS = 256  # to one upstream; more requests in flight wait for a free one
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, UnicodeDecodeError)
 
 
 class UpstreamBackend:
@@ -32,37 +41,79 @@ class UpstreamBackend:
         self.url = url.rstrip("/")
         if self.url.endswith("/v1"):
             self.url = self.url[: -len("/v1")]
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout_s)
+        self._endpoint = f"{self.url}/v1/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # like httpx's timeout: each connect and each read may take `timeout_s`, a long stream as long as it goes on
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the session's
+
+    def _client(self) -> aiohttp.ClientSession:
+        """The session of the running event loop (a new one if the loop it was made in is gone)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers, timeout=self._timeout)
+            self._loop = loop
+        return self._session
+
+    @asynccontextmanager
+    async def _post(self, body: dict[str, Any], headers: dict[str, str] | None = None
+                    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response to POSTing `body`, its headers read. A kept-alive connection the server has closed meanwhile
+        (llama-server closes one after a stream without saying so) fails before the request reaches the server:
+        that is retried once, on a new connection."""
+        for attempt in range(2):
+            try:
+                response = await self._client().post(self._endpoint, json=body, headers=headers)
+                break
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if attempt:
+                    raise
+        async with response:
+            yield response
 
     async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
         try:
-            response = await self._client.post("/v1/chat/completions", json=_body(model, messages, sampling))
-        except httpx.HTTPError as exc:
+            async with self._post(_body(model, messages, sampling)) as response:
+                content = await response.read()
+        except UPSTREAM_ERRORS as exc:
             raise BackendError(f"upstream {self.url}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 300:
-            raise _refusal(self.url, response.status_code, response.text)
-        return _parse(self.url, response.content)
+        if response.status >= 300:
+            raise _refusal(self.url, response.status, content.decode(errors="replace"))
+        return _parse(self.url, content)
 
     async def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncGenerator[Chunk, None]:
         body = {**_body(model, messages, sampling), "stream": True, "stream_options": {"include_usage": True}}
         try:
-            async with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
-                if response.status_code >= 300:
-                    text = (await response.aread()).decode(errors="replace")
-                    raise _refusal(self.url, response.status_code, text)
-                if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                    completion = _parse(self.url, await response.aread())
+            async with self._post(body, {"Connection": "close"}) as response:  # a stream's connection is not reused
+                if response.status >= 300:
+                    text = (await response.read()).decode(errors="replace")
+                    raise _refusal(self.url, response.status, text)
+                if not response.content_type.startswith("text/event-stream"):
+                    completion = _parse(self.url, await response.read())
                     yield Chunk(completion.text)
                     yield Chunk("", completion)
                     return
-                async for chunk in _relay(self.url, response.aiter_lines()):
+                async for chunk in _relay(self.url, _lines(response.content)):
                     yield chunk
-        except httpx.HTTPError as exc:
+        except UPSTREAM_ERRORS as exc:
             raise BackendError(f"upstream {self.url}: {type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """The body's lines as they arrive, of any length (aiohttp's own line reader refuses lines over 128 KiB)."""
+    pending = b""
+    async for data in content.iter_any():
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            yield line.decode().rstrip("\r")
+    if pending:
+        yield pending.decode()
 
 
 def _refusal(url: str, status: int, text: str) -> Exception:
@@ -72,11 +123,12 @@ def _refusal(url: str, status: int, text: str) -> Exception:
 
 def _body(model: str, messages: list[Message], sampling: Sampling) -> dict[str, Any]:
     """The request body; the repetition penalty under both names servers read (vLLM and LLaMA-Factory
-    `repetition_penalty`, llama.cpp's llama-server `repeat_penalty`), so every upstream samples as the engine."""
+    `repetition_penalty`, llama.cpp's llama-server `repeat_penalty` over `PENALTY_WINDOW` tokens rather than its
+    default of the last 64), so every upstream samples as the engine."""
     return {"model": model, "messages": messages, "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
             "repetition_penalty": sampling.repetition_penalty, "repeat_penalty": sampling.repetition_penalty,
-            "stream": False}
+            "repeat_last_n": PENALTY_WINDOW, "stream": False}
 
 
 async def _relay(url: str, lines: AsyncIterator[str]) -> AsyncIterator[Chunk]:

@@ -63,13 +63,14 @@ class TickResult:
 
 
 @contextmanager
-def loop_lock(workspace: Workspace) -> Iterator[bool]:
-    """Hold the loop's lock for the block; yields False at once when another process holds it. Two locks, both
-    released when the holder dies: the lock file in the workspace (`LOCK_FILE`: this machine) and, on PostgreSQL,
-    the store's advisory lock `db.LOOP_LOCK` (every machine whose workspace names the store)."""
+def loop_lock(workspace: Workspace) -> Iterator[db.SessionLock]:
+    """Hold the loop's lock for the block; yields a false lock at once when another process holds it. Two locks,
+    both released when the holder dies: the lock file in the workspace (`LOCK_FILE`: this machine) and, on
+    PostgreSQL, the store's advisory lock `db.LOOP_LOCK` (every machine whose workspace names the store; `check()`
+    tells whether it is still held)."""
     with _file_lock(workspace.root / LOCK_FILE) as here:
         if not here:
-            yield False
+            yield db.SessionLock(False)
             return
         with db.session_lock(workspace.engine, db.LOOP_LOCK) as everywhere:
             yield everywhere
@@ -266,20 +267,29 @@ def parse_every(text: str) -> float:
 
 
 def run_forever(workspace: Workspace, every_s: float, on_tick: Callable[[TickResult], None],
-                max_ticks: int | None = None) -> None:
+                max_ticks: int | None = None, on_start: Callable[[], None] = lambda: None) -> None:
     """Tick every `every_s` seconds (measured from each tick's start), holding the loop lock throughout: one loop
-    per store (LLMOpsError when another holds it). An LLMOpsError in a tick is reported, not fatal."""
+    per store (LLMOpsError when another holds it; `on_start` is called once this one does). An LLMOpsError in a
+    tick is reported, not fatal; a lock lost before a tick (its Postgres connection dropped) stops the loop with an
+    LLMOpsError, as another loop may have taken it."""
     with loop_lock(workspace) as held:
         if not held:
             raise LLMOpsError(f"{lock_held_elsewhere(workspace)}: not starting a second loop; stop that one first "
                               f"(a killed one frees the lock by itself)")
-        _tick_forever(workspace, every_s, on_tick, max_ticks)
+        on_start()
+        _tick_forever(workspace, every_s, on_tick, max_ticks, held)
 
 
 def _tick_forever(workspace: Workspace, every_s: float, on_tick: Callable[[TickResult], None],
-                  max_ticks: int | None) -> None:
+                  max_ticks: int | None, held: db.SessionLock) -> None:
     done = 0
     while max_ticks is None or done < max_ticks:
+        try:
+            held.check()
+        except LLMOpsError as exc:
+            raise LLMOpsError(f"the loop stopped before tick {done + 1}: it lost the loop lock of the store "
+                              f"{db.redacted(workspace.database_url)}: {exc}; start it again (it resumes from the "
+                              f"store)") from exc
         started = time.monotonic()
         try:
             on_tick(_locked_tick(workspace))
