@@ -6,6 +6,7 @@ once, here, through its `description`.
 """
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -205,6 +206,9 @@ class ServeSettings(_Section):
                                       "sent as a bearer token to the upstream servers of versions with an "
                                       "upstream_url (vLLM `--api-key`, `llamafactory-cli api`'s API_KEY); unset or "
                                       "empty: none is sent.")
+    upstream_timeout_s: float = Field(120.0, gt=0, le=3600, description="Seconds the gateway waits for an upstream "
+                                      "server to connect, to answer, and between two pieces of a stream; a stalled "
+                                      "one is then a failed request of its version (502, or an error event).")
 
 
 class RolloutStage(_Section):
@@ -367,13 +371,23 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
 
 
-def _describe(error: ValidationError, source: str) -> LLMOpsError:
+def _describe(error: ValidationError, source: str, overrides: Sequence[str] = ()) -> LLMOpsError:
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"])
         message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-        problems.append(f"{source}: {key}: {message}")
+        problems.append(f"{_origin(key, source, overrides)}: {key}: {message}")
     return LLMOpsError("\n".join(problems))
+
+
+def _origin(key: str, source: str, overrides: Sequence[str]) -> str:
+    """Where the setting `key` came from: the last `--set` override of it (or of a section or field that holds
+    it), else `source`."""
+    for text in reversed(overrides):
+        name = text.partition("=")[0].strip()
+        if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+            return f"--set {_shown(text)}"
+    return source
 
 
 def updated(section: SectionT, source: str, **values: Any) -> SectionT:
@@ -440,15 +454,17 @@ def read_settings_file(path: Path) -> dict[str, Any]:
 def load_settings(path: Path | None = None, overrides: list[str] | None = None) -> Settings:
     """Settings from a YAML file (missing file = defaults) with `key.sub=value` overrides applied."""
     raw = read_settings_file(path) if path else {}
-    return parse_settings(apply_overrides(raw, overrides or []), str(path) if path else "settings")
+    overrides = overrides or []
+    return parse_settings(apply_overrides(raw, overrides), str(path) if path else "settings", overrides)
 
 
-def parse_settings(raw: dict[str, Any], source: str) -> Settings:
-    """Validate a mapping of settings; problems name `source` and the dotted key."""
+def parse_settings(raw: dict[str, Any], source: str, overrides: Sequence[str] = ()) -> Settings:
+    """Validate a mapping of settings; problems name the dotted key and where it came from: the `--set` override
+    of `overrides` that set it, else `source`."""
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise _describe(exc, source) from exc
+        raise _describe(exc, source, overrides) from exc
 
 
 def settings_yaml(settings: Settings) -> str:

@@ -115,7 +115,8 @@ class Workspace:
 
     def folders(self) -> list[Path]:
         stage_dirs = [self.data_dir / s for s in STAGES] + [self.checkpoints_dir / s for s in STAGES]
-        extra = [self.configs_dir, self.runs_dir, self.models_dir, self.reports_dir, self.token_path.parent]
+        extra = [self.configs_dir, self.runs_dir, self.models_dir, self.reports_dir, self.documents_dir,
+                 self.token_path.parent]
         return stage_dirs + extra
 
 

@@ -243,7 +243,6 @@ def test_corpus_paths_outside_documents_are_refused(workspace: Workspace, outsid
 
 
 def test_symlinks_leaving_documents_are_refused(workspace: Workspace, outside: Path) -> None:
-    workspace.documents_dir.mkdir()
     (workspace.documents_dir / "notes.txt").write_text("our notes")
     assert network_documents(workspace, ["notes.txt"]) == [(workspace.documents_dir / "notes.txt").resolve()]
     (workspace.documents_dir / "linked.txt").symlink_to(outside / "secret.txt")

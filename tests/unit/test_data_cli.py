@@ -1,6 +1,7 @@
 """`llmops data …` through the real entry point: reports, registry commands and malformed inputs."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def test_corpus_skips_malformed_files_and_writes_nothing_when_all_fail(
     assert f"{folder / 'binary.jsonl'}:1: binary file" in flat
     written = sorted(p.name for p in workspace.stage_data_dir("cpt").iterdir())
     assert len(written) == 2 and written[1] == written[0] + ".settings.yaml"
+    (folder / "long.txt").write_text("Sampling point SP-17 is sampled weekly for coliforms and turbidity. " * 40)
+    code, output = run(capsys, monkeypatch, "data", "corpus", str(folder), *common, "--chunk-size", "32")
+    flat = " ".join(output.split())
+    assert code == 0 and re.search(r"near-duplicates 0, repeated chunks [1-9]\d*, chunks", flat), output
 
 
 def test_preset_self_instruct_list_show_validate(workspace: Workspace, capsys: pytest.CaptureFixture[str],
@@ -79,10 +84,32 @@ def test_preset_self_instruct_list_show_validate(workspace: Workspace, capsys: p
     assert code == 0 and name[:8] in output
     code, output = run(capsys, monkeypatch, "data", "show", name, *ws)
     assert code == 0 and "rows: 12" in output and "'formatting': 'sharegpt'" in output
+    assert re.search(r"^created_at: \d{4}-\d\d-\d\d \d\d:\d\d$", output, re.M), output
     code, output = run(capsys, monkeypatch, "data", "validate", name, *ws)
     assert code == 0 and "12 records, format messages" in " ".join(output.split())
     code, output = run(capsys, monkeypatch, "data", "show", "../etc", *ws)
     assert code == 1 and "dataset name" in output
+
+
+def test_self_instruct_names_skipped_documents_and_refuses_seed_tasks_without_llm(
+        workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = ["-w", str(workspace.root)]
+    (workspace.documents_dir / "manual.md").write_text(
+        "# Filter Backwash\n\nA filter is backwashed when its head loss exceeds 2.4 m.\n\n- Close the influent "
+        "valve.\n- Start the air scour for 3 minutes.\n- Open the backwash valve to 45 m/h.\n")
+    (workspace.documents_dir / "notes.docx").write_bytes(b"PK\x03\x04")
+    (workspace.documents_dir / "empty.txt").write_text("")
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text('{"id": "w1", "task_type": "qa", "instruction": "What is the chlorine target?", "input": "", '
+                     '"output": "0.5 to 1.5 mg/L.", "is_classification": false}\n')
+    code, output = run(capsys, monkeypatch, "data", "self-instruct", "-n", "5", "--seed-tasks", str(seeds), *ws)
+    assert code == 1 and f"--seed-tasks {seeds}: seed tasks drive the LLM bootstrap" in " ".join(output.split())
+    assert json.loads(workspace.dataset_info_path.read_text()) == {}
+    code, output = run(capsys, monkeypatch, "data", "self-instruct", "-n", "5", *ws)
+    assert code == 0, output
+    assert f"skipped {workspace.documents_dir / 'notes.docx'}: unsupported file type" in output
+    assert f"skipped {workspace.documents_dir / 'empty.txt'}:1: empty file" in output
 
 
 def test_prefs_stats_and_export(workspace: Workspace, capsys: pytest.CaptureFixture[str],

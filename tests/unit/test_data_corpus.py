@@ -26,6 +26,13 @@ def test_normalize_text() -> None:
     assert normalize_text("e\u0301") == "\u00e9"
 
 
+def test_normalize_text_keeps_the_indentation_of_fenced_code() -> None:
+    text = ("  Chlorine   dose:\n\n```python\ndef dose(flow: float) -> float:  \n    if flow  >  0:\n"
+            "\t\treturn flow / 1000\n```\n   After  the block.\n~~~\n  x = 1\n~~~")
+    assert normalize_text(text) == ("Chlorine dose:\n\n```python\ndef dose(flow: float) -> float:\n    if flow  >  0:\n"
+                                    "\t\treturn flow / 1000\n```\nAfter the block.\n~~~\n  x = 1\n~~~")
+
+
 def test_html_text_skips_scripts() -> None:
     text = html_to_text("<html><head><title>t</title><script>x=1</script></head><body><p>One</p><p>Two</p></body>")
     assert normalize_text(text) == "One\n\nTwo"
@@ -54,6 +61,28 @@ def test_load_documents_reads_each_type_and_counts_skips(tmp_path: Path) -> None
     assert f"{tmp_path / 'g.pdf'}: no text after normalisation" in skipped
     with pytest.raises(LLMOpsError, match="no such file"):
         load_documents([tmp_path / "missing"])
+
+
+def test_unsupported_files_in_a_folder_are_listed_as_skipped(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.md").write_text("# Title\n\nSome text.")
+    (tmp_path / "sub" / "notes.docx").write_bytes(b"PK\x03\x04")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00")
+    result = load_documents([tmp_path])
+    assert [d.text for d in result.documents] == ["# Title\n\nSome text."]
+    assert result.skipped == [f"{tmp_path / 'sub' / 'notes.docx'}: unsupported file type "
+                              "(use .txt, .md, .jsonl, .html, .htm, .pdf)"]
+
+
+def test_chinese_gbk_documents_are_decoded_and_other_encodings_skipped(tmp_path: Path) -> None:
+    text = "管网维修规程\n一、爆管抢修时，先关闭上下游阀门，再排空管段。\n二、管径 DN300 以上须报调度。"
+    (tmp_path / "gbk.txt").write_bytes(text.encode("gbk"))
+    (tmp_path / "gb.html").write_bytes(f"<p>{text}</p>".encode("gb18030"))
+    (tmp_path / "latin1.md").write_bytes("Café au lait, crème brûlée and a naïve résumé.".encode("latin-1"))
+    result = load_documents([tmp_path])
+    assert sorted(d.text for d in result.documents) == sorted([normalize_text(text)] * 2)
+    assert result.skipped == [f"{tmp_path / 'latin1.md'}:1: invalid UTF-8 (nor Chinese GB18030/GBK: save the "
+                              "file as UTF-8)"]
 
 
 @pytest.mark.parametrize(("size", "overlap"), [(16, 0), (64, 0), (64, 16), (512, 0)])

@@ -100,7 +100,9 @@ def test_export_writes_spec_and_trl_files_and_registers(workspace: Workspace) ->
 
 def test_export_without_pairs_writes_nothing(workspace: Workspace) -> None:
     PreferenceCollector(workspace).collect_preference("q", "a", "b", "tie")
-    with pytest.raises(LLMOpsError, match="no valid preference pairs"):
+    with pytest.raises(LLMOpsError, match=r"^no valid preference pairs to export: 1 votes, left out: 1 ties, 0 "
+                       r"both_bad, 0 identical, 0 empty, 0 duplicates, 0 over the daily cap \(and pairs on held-out "
+                       r"prompts\)$"):
         export_preferences(workspace)
     assert list(workspace.stage_data_dir("dpo").iterdir()) == []
 

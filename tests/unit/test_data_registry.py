@@ -94,6 +94,14 @@ def test_validate_dataset_by_name_and_detects_changes(workspace: Workspace) -> N
         validate_dataset(workspace, "unknown")
 
 
+def test_validate_of_a_path_that_is_not_json_names_the_file(workspace: Workspace, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n")
+    for target in (str(notes), "docs/missing.txt"):
+        with pytest.raises(LLMOpsError, match=rf"^{target}: not a \.json/\.jsonl dataset file"):
+            validate_dataset(workspace, target)
+
+
 def test_latest_dataset_is_the_newest_of_its_kind(workspace: Workspace) -> None:
     with pytest.raises(LLMOpsError, match="no pt dataset is registered"):
         latest_dataset(workspace, "pt")

@@ -72,6 +72,9 @@ def test_a_bad_prompts_file_is_refused_with_its_line(workspace: Workspace, tmp_p
     bad.write_text(json.dumps({"prompt": "ok"}) + "\n" + json.dumps({"prompt": ""}) + "\n")
     with pytest.raises(LLMOpsError, match=r"bad.jsonl:2: prompt: empty"):
         eval_sets.eval_set_from_prompts(workspace, bad)
+    bad.write_text(json.dumps({"prompt": "ok"}) + "\n" + json.dumps({"prompt": "Free?", "referenc": "Yes."}) + "\n")
+    with pytest.raises(LLMOpsError, match=r"bad.jsonl:2: referenc: unknown field"):
+        eval_sets.eval_set_from_prompts(workspace, bad)
     fifo = tmp_path / "fifo.txt"
     os.mkfifo(fifo)
     with pytest.raises(LLMOpsError, match="FIFO"):

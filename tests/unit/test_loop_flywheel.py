@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -72,6 +73,8 @@ def test_tick_trains_evaluates_and_starts_the_canary(ws: Workspace) -> None:
     trainer, judge = RecordingTrainer(), FixedJudge(1.0)
     result = flywheel.tick(ws, trainer, judge)
     assert result.action == "rollout_started"
+    assert re.match(r"chat-v1\.1: win rate 1\.000, 95% interval \[1\.000, 1\.000\]: gate passed \(lower bound 1\.000 > "
+                    r"0\.5\); canary at 5%$", result.detail), result.detail
     dataset, parent, overrides = trainer.calls[0]
     assert dataset.startswith("prefs_") and parent == "chat-v1.0" and overrides == ["pref_ftx=1.0"]
     assert judge.asked == [("chat-v1.0", "chat-v1.1", 40)]

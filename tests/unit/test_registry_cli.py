@@ -8,6 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from llmops.cli import app
+from llmops.data.registry import publish_dataset
 from llmops.models import registry
 from llmops.workspace import Workspace
 
@@ -37,6 +38,9 @@ def test_models_list_show_promote_rollback(workspace: Workspace) -> None:
 
 
 def test_train_config_only_writes_a_checked_config(workspace: Workspace) -> None:
+    chats = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}]
+    publish_dataset(workspace, "shop_sft", workspace.stage_data_dir("sft") / "shop_sft.json", chats, "sft",
+                    "messages")
     result = runner.invoke(app, ["train", "sft", "--config-only", "-w", str(workspace.root), "max_steps=7",
                                  "--dataset", "shop_sft"])
     assert result.exit_code == 0, result.output
@@ -47,6 +51,8 @@ def test_train_config_only_writes_a_checked_config(workspace: Workspace) -> None
 
 
 def test_train_config_only_rejects_unknown_key(workspace: Workspace) -> None:
+    publish_dataset(workspace, "domain_corpus", workspace.stage_data_dir("cpt") / "domain_corpus.jsonl",
+                    [{"text": "A document."}], "pt", "text")
     args = ["train", "cpt", "--config-only", "--dataset", "domain_corpus", "-w", str(workspace.root), "lora_rnak=4"]
     result = runner.invoke(app, args)
     assert result.exit_code != 0 and "lora_rnak" in str(result.exception)

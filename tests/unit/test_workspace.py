@@ -20,7 +20,7 @@ def test_init_twice_leaves_the_same_tree(tmp_path: Path) -> None:
     init_workspace(root)
     assert _tree(root) == first
     for folder in ("data/llmops/cpt", "data/llmops/sft", "data/llmops/dpo", "checkpoints/cpt",
-                   "checkpoints/sft", "checkpoints/dpo", "configs/llmops"):
+                   "checkpoints/sft", "checkpoints/dpo", "configs/llmops", "documents"):
         assert (root / folder).is_dir()
     assert (root / "data/llmops/dataset_info.json").read_text().strip() == "{}"
     assert (root / "llmops.db").is_file()
@@ -56,8 +56,20 @@ def test_settings_overrides_and_types(tmp_path: Path) -> None:
     assert settings.loop.traffic_shares == [0.1, 1.0]
     with pytest.raises(LLMOpsError, match=r"loop\.min_samples"):
         load_settings(path, ["loop.min_samples=many"])
-    with pytest.raises(LLMOpsError, match=r"s\.yaml: nope: unknown key"):
+    with pytest.raises(LLMOpsError, match=r"^--set 'nope\.x=1': nope: unknown key$"):
         load_settings(path, ["nope.x=1"])
+
+
+def test_settings_errors_name_the_override_or_the_file_they_come_from(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("serve:\n  bogus: 1\n")
+    with pytest.raises(LLMOpsError) as caught:
+        load_settings(path, ["data.nosuch=1", "loop.min_samples=many", "serve.port=9000"])
+    assert sorted(str(caught.value).splitlines()) == sorted([
+        "--set 'data.nosuch=1': data.nosuch: unknown key",
+        "--set 'loop.min_samples=many': loop.min_samples: Input should be a valid integer, unable to parse string "
+        "as an integer",
+        f"{path}: serve.bogus: unknown key"])
 
 
 def test_atomic_writes_replace_whole_files_readable_by_others(tmp_path: Path) -> None:

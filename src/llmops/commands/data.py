@@ -83,7 +83,8 @@ def corpus(
     stats = report.stats
     console.print(f"[green]wrote[/green] {report.path} as dataset [bold]{report.dataset.name}[/bold]")
     console.print(f"documents read {stats.documents}, skipped {len(report.skipped)}, exact duplicates "
-                  f"{stats.exact_duplicates}, near-duplicates {stats.near_duplicates}, chunks {stats.chunks}, "
+                  f"{stats.exact_duplicates}, near-duplicates {stats.near_duplicates}, repeated chunks "
+                  f"{stats.duplicate_chunks}, chunks {stats.chunks}, "
                   f"tokens {stats.tokens} (largest chunk {stats.max_chunk_tokens})")
     for reason in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {reason}", highlight=False)
@@ -112,10 +113,11 @@ def self_instruct(
                                          "data.llm_api_key_env, else EMPTY).")] = "",
     timeout: Annotated[float, typer.Option(help="LLM mode: seconds per request.")] = 60.0,
     retries: Annotated[int, typer.Option(min=0, help="LLM mode: retries per request.")] = 3,
-    seed_tasks: Annotated[Path | None, typer.Option(help="Seed tasks jsonl (default: built-in generic ones; "
-                                                    "with --preset the demo shop's).")] = None,
-    preset: Annotated[bool, typer.Option("--preset", help="Use the demo shop's templates, products and seed tasks "
-                                         "(for the documents of `llmops data preset`).")] = False,
+    seed_tasks: Annotated[Path | None, typer.Option(help="LLM mode: seed tasks jsonl (default: built-in "
+                                                    "generic ones; with --preset the demo shop's).")] = None,
+    preset: Annotated[bool, typer.Option("--preset", help="Use the demo shop's templates and products "
+                                         "(with --llm its seed tasks), for the documents of `llmops data "
+                                         "preset`.")] = False,
     closing_rate: Annotated[float | None, typer.Option(help="Share of answers ending with a polite closing "
                                                        "(default: data.closing_rate).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -128,13 +130,16 @@ def self_instruct(
     tasks are richer and more varied. Template mode works offline: it builds the six task types from the
     documents' own headings, definitions, lists, numbers and sentences.
     """
+    if seed_tasks is not None and not llm:
+        raise LLMOpsError(f"--seed-tasks {seed_tasks}: seed tasks drive the LLM bootstrap (add --llm --base-url URL "
+                          "--model NAME); template mode builds its tasks from the documents")
     ws = workspace_from(workspace, overrides)
     from llmops.data.self_instruct import generate_sft_dataset
     from llmops.data.self_instruct_llm import settings_endpoint
 
     endpoint = settings_endpoint(ws.settings.data, base_url, model, api_key, timeout, retries) if llm else None
     templates = shop_templates(load_products()) if preset else GENERIC_TEMPLATES
-    if preset and seed_tasks is None:
+    if preset and llm and seed_tasks is None:
         seed_tasks = preset_dir() / SEED_TASKS_FILE
     with _progress() as progress:
         report = generate_sft_dataset(ws, num, use_mock=not llm, documents=documents, seed_tasks=seed_tasks,
@@ -148,6 +153,8 @@ def self_instruct(
                   f"with closing phrase {stats.closings}; by type: {types}")
     if stats.llm:
         console.print(f"LLM: {asdict(stats.llm)}", highlight=False)
+    for reason in stats.skipped:
+        console.print(f"[yellow]skipped[/yellow] {reason}", highlight=False, soft_wrap=True)
 
 
 @app.command("eval-set")
@@ -205,9 +212,7 @@ def prefs_export(
     report = export_preferences(workspace_from(workspace, overrides), _since(since))
     console.print(f"[green]exported[/green] {report.stats.valid_pairs} pairs to {report.path} and "
                   f"{report.latest_path}; TRL format: {report.trl_path}")
-    console.print(f"votes {report.stats.votes}: ties {report.stats.ties}, both_bad {report.stats.both_bad}, "
-                  f"identical {report.stats.identical}, empty {report.stats.empty}, duplicates "
-                  f"{report.stats.duplicates}, over the daily cap {report.stats.capped}")
+    console.print(f"votes {report.stats.votes}; {report.stats.left_out()}", highlight=False)
 
 
 @prefs_app.command("export-kto")
@@ -246,7 +251,7 @@ def show(name: str, workspace: WorkspaceOption = Path("."), overrides: SetOption
     ws = workspace_from(workspace, overrides)
     record = get_dataset(ws, name)
     for key, value in asdict(record).items():
-        console.print(f"{key}: {value}", highlight=False)
+        console.print(f"{key}: {time_text(value) if key == 'created_at' else value}", highlight=False)
     console.print(f"dataset_info.json: {read_dataset_info(ws).get(name, '(not registered for LLaMA-Factory)')}",
                   highlight=False)
 

@@ -72,6 +72,9 @@ def _json_rows(path: Path, text: str) -> list[Record]:
         problems = record_problems(row, FORMAT)
         if problems:
             raise located(path, number, problems[0][0], problems[0][1])
+        unknown = sorted(set(row) - {"prompt", "reference"})
+        if unknown:
+            raise located(path, number, unknown[0], "unknown field (a prompt has `prompt` and `reference`)")
         rows.append({"prompt": row["prompt"], **({"reference": row["reference"]} if row.get("reference") else {})})
     return rows
 

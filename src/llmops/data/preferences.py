@@ -41,6 +41,11 @@ class PairStats:
     duplicates: int = 0
     capped: int = 0
 
+    def left_out(self) -> str:
+        """What was left out and why, for people."""
+        return (f"left out: {self.ties} ties, {self.both_bad} both_bad, {self.identical} identical, {self.empty} "
+                f"empty, {self.duplicates} duplicates, {self.capped} over the daily cap")
+
 
 @dataclass(frozen=True)
 class ExportReport:
@@ -193,7 +198,8 @@ def export_preferences(workspace: Workspace, since: float | None = None) -> Expo
     stats, pairs = _pairs(votes_since(workspace, since), workspace.settings.data.max_votes_per_user_per_day)
     pairs = without_held_out(workspace, pairs, "ranking")
     if not pairs:
-        raise LLMOpsError(f"no valid preference pairs to export ({stats}; pairs on held-out prompts left out)")
+        raise LLMOpsError(f"no valid preference pairs to export: {stats.votes} votes, {stats.left_out()} (and pairs "
+                          "on held-out prompts)")
     snapshot = timestamped_path(workspace, "dpo", "prefs", ".jsonl")
     latest = workspace.stage_data_dir("dpo") / "prefs.jsonl"
     trl = snapshot.with_name(snapshot.stem + "_trl.jsonl")

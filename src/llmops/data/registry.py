@@ -197,8 +197,13 @@ def dataset_path(workspace: Workspace, name: str) -> Path:
 
 
 def names_a_file(target: str) -> bool:
-    """Whether `target` is a .json/.jsonl path (something is there, or it has a folder) rather than a dataset name."""
-    return Path(target).suffix in (".json", ".jsonl") and (os.path.lexists(target) or "/" in target)
+    """Whether `target` is a .json/.jsonl path (something is there, or it has a folder) rather than a dataset name;
+    a path of another suffix is an error."""
+    if Path(target).suffix in (".json", ".jsonl"):
+        return os.path.lexists(target) or "/" in target
+    if "/" in target or os.path.isfile(target):
+        raise LLMOpsError(f"{target}: not a .json/.jsonl dataset file (give one, or the name of a registered dataset)")
+    return False
 
 
 def validate_dataset(workspace: Workspace, name_or_file: str) -> ValidationReport:

@@ -42,6 +42,7 @@ class GenerationStats:
     by_type: Counter[str] = field(default_factory=Counter)
     closings: int = 0
     llm: BootstrapStats | None = None
+    skipped: list[str] = field(default_factory=list)  # documents not read: "file[:line]: reason"
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class SelfInstructGenerator:
     def _texts(self) -> list[str]:
         if self.documents is None:
             workspace = self._workspace()
-            self.documents = document_texts(workspace, None, workspace.settings.data.max_file_bytes)
+            self.documents, _ = document_texts(workspace, None, workspace.settings.data.max_file_bytes)
         return self.documents
 
     def _generate_with_llm(self, count: int, progress: Progress | None) -> list[dict[str, Any]]:
@@ -186,13 +187,15 @@ def workspace_documents(workspace: Workspace) -> list[Path]:
 
 
 def document_texts(workspace: Workspace, documents: Sequence[Path] | None, max_bytes: int,
-                   required: bool = True) -> list[str]:
-    """The texts of `documents` (default: the workspace's); when `required`, none is an error."""
+                   required: bool = True) -> tuple[list[str], list[str]]:
+    """The texts of `documents` (default: the workspace's) and the files skipped with their reasons; when
+    `required`, none is an error."""
     paths = list(documents or workspace_documents(workspace))
     if required and not paths:
         raise LLMOpsError(f"{workspace.documents_dir}: no documents to build template-mode tasks from (add files "
                           "there or pass them; `llmops data preset` copies the demo shop's)")
-    return [d.text for d in load_documents(paths, max_bytes).documents]
+    loaded = load_documents(paths, max_bytes)
+    return [d.text for d in loaded.documents], loaded.skipped
 
 
 def seed_tasks_from(path: Path | None, max_bytes: int = MAX_FILE_BYTES) -> list[Task]:
@@ -212,12 +215,13 @@ def generate_sft_records(workspace: Workspace, num_instructions: int | None = No
     the template set to the generic one."""
     settings = updated(workspace.settings.data, "self-instruct", num_instructions=num_instructions,
                        closing_rate=closing_rate)
-    texts = document_texts(workspace, documents, settings.max_file_bytes, required=use_mock)
+    texts, skipped = document_texts(workspace, documents, settings.max_file_bytes, required=use_mock)
     tasks = seed_tasks_from(seed_tasks, settings.max_file_bytes) if not use_mock else []
     generator = SelfInstructGenerator(
         texts, tasks, templates=templates, system_prompt=settings.system_prompt,
         rouge_threshold=settings.rouge_threshold, closing_rate=settings.closing_rate, seed=seed, endpoint=endpoint)
     records = generator.generate_instructions(settings.num_instructions, use_mock, progress)
+    generator.stats.skipped = skipped
     kept = [(record, task_type) for record, task_type, held in
             zip(records, generator.task_types, held_out_flags(workspace, records, "messages"), strict=True)
             if not held]

@@ -1,24 +1,26 @@
 """A backend that forwards to an OpenAI-compatible server (vLLM, SGLang, `llamafactory-cli api`) by URL.
 
-A version registered with an `upstream_url` is served by that server: the gateway sends the chat request
-to `<url>/v1/chat/completions` with the version's name as `model` (vLLM answers only to the names it serves,
+A version registered with an `upstream_url` is served by that server: the gateway sends the chat request to
+`<url>/v1/chat/completions` with the version's name as `model` (vLLM answers only to the names it serves,
 `--lora-modules NAME=PATH` or `--served-model-name NAME`; `llamafactory-cli api` ignores it). `top_k` and
 `repetition_penalty` travel as the extra fields vLLM and SGLang accept; servers ignore fields they do not know.
-`api_key` (from the gateway's `serve.upstream_api_key_env`) is sent as the bearer token. Streams are relayed piece
-by piece (a server that answers a stream request with one JSON completion is relayed as one piece); a stream without
-a usage event (LLaMA-Factory's) counts its pieces as the completion tokens and 0 prompt tokens. An answer 400, 413
-or 422 refuses the request's own content (a prompt too long for the server, say): a ClientError, HTTP 400 at the
-gateway and not a failure of the version. Any transport error, other non-2xx answer (401, 404, 429, 5xx: the server
-or its set-up, not the client) or malformed reply is a BackendError (HTTP 502, or an error event once a stream has
-begun). The client is aiohttp's (about a tenth of httpx's CPU per request with 32 in flight, which a gateway in front of
-a fast server spends on every request: `benchmarks/serve_peers.py`), one session per event loop, kept-alive connections
-for every request in flight.
+`api_key` (from the gateway's `serve.upstream_api_key_env`) is sent as the bearer token. Streams are relayed piece by
+piece (a server that answers a stream request with one JSON completion is relayed as one piece, and a stream answering a
+plain request is collected); a stream without a usage event (LLaMA-Factory's) counts its pieces as the completion tokens
+and 0 prompt tokens. An answer 400, 413 or 422 refuses the request's own content (a prompt too long for the server,
+say): a ClientError, HTTP 400 at the gateway and not a failure of the version. Any transport error, other non-2xx answer
+(401, 404, 429, 5xx: the server or its set-up, not the client) or malformed reply is a BackendError (HTTP 502, or an
+error event once a stream has begun). The client is aiohttp's (about a tenth of httpx's CPU per request with 32 in
+flight, which a gateway in front of a fast server spends on every request: `benchmarks/serve_peers.py`), one session per
+event loop (a later loop's closes the one before), kept-alive connections for every request in flight; only a kept-alive
+connection's failure is retried (a new connection's is the server's answer: one that dies on a prompt gets it once).
 """
 
 import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -48,12 +50,17 @@ class UpstreamBackend:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the session's
 
-    def _client(self) -> aiohttp.ClientSession:
-        """The session of the running event loop (a new one if the loop it was made in is gone)."""
+    async def _client(self) -> aiohttp.ClientSession:
+        """The session of the running event loop (one made in another loop is closed, and a new one made)."""
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
+        if self._loop is not loop:
+            await self.aclose()
+        if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers, timeout=self._timeout)
+            trace = aiohttp.TraceConfig()
+            trace.on_connection_reuseconn.append(_mark_reused)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers, timeout=self._timeout,
+                                                  trace_configs=[trace])
             self._loop = loop
         return self._session
 
@@ -64,11 +71,13 @@ class UpstreamBackend:
         (llama-server closes one after a stream without saying so) fails before the request reaches the server:
         that is retried once, on a new connection."""
         for attempt in range(2):
+            connection = {"reused": False}  # set by `_mark_reused`
             try:
-                response = await self._client().post(self._endpoint, json=body, headers=headers)
+                response = await (await self._client()).post(self._endpoint, json=body, headers=headers,
+                                                              trace_request_ctx=connection)
                 break
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                if attempt:
+                if attempt or not connection["reused"]:  # a new connection's failure is the server's answer
                     raise
         async with response:
             yield response
@@ -76,6 +85,8 @@ class UpstreamBackend:
     async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
         try:
             async with self._post(_body(model, messages, sampling)) as response:
+                if response.status < 300 and response.content_type == "text/event-stream":
+                    return await _collected(self.url, _lines(response.content))
                 content = await response.read()
         except UPSTREAM_ERRORS as exc:
             raise BackendError(f"upstream {self.url}: {type(exc).__name__}: {exc}") from exc
@@ -101,8 +112,19 @@ class UpstreamBackend:
             raise BackendError(f"upstream {self.url}: {type(exc).__name__}: {exc}") from exc
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        """Close the session: here if it is the running loop's or its loop is closed, else in its own loop."""
+        session, loop, self._session, self._loop = self._session, self._loop, None, None
+        if session is None or session.closed:
+            return
+        if loop is not None and not loop.is_closed() and loop is not asyncio.get_running_loop():
+            asyncio.run_coroutine_threadsafe(session.close(), loop)
+            return
+        await session.close()
+
+
+async def _mark_reused(_: aiohttp.ClientSession, context: SimpleNamespace, __: object) -> None:
+    """Trace hook: the request is sent on a kept-alive connection (`trace_request_ctx` is `_post`'s dict)."""
+    context.trace_request_ctx["reused"] = True
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
@@ -154,6 +176,11 @@ async def _relay(url: str, lines: AsyncIterator[str]) -> AsyncIterator[Chunk]:
     completion = Completion(text="".join(parts), prompt_tokens=int(usage.get("prompt_tokens", 0)),
                             completion_tokens=int(usage.get("completion_tokens", len(parts))), finish_reason=finish)
     yield Chunk("", completion)
+
+
+async def _collected(url: str, lines: AsyncIterator[str]) -> Completion:
+    """The completion of a stream (`_relay`'s last chunk carries it)."""
+    return [chunk.completion async for chunk in _relay(url, lines) if chunk.completion][-1]
 
 
 def _parse(url: str, content: bytes) -> Completion:

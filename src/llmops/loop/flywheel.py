@@ -160,8 +160,9 @@ def gate(workspace: Workspace, evaluation: Evaluation, now: float | None = None)
         return TickResult("gate_failed", f"{candidate}: win rate {evaluation.win_rate:.3f}, 95% interval "
                           f"[{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}] does not clear {bound}", evidence)
     started = rollouts.start_rollout(workspace, candidate, evidence, by="loop", now=now)
-    return TickResult("rollout_started", f"{candidate}: gate passed (lower bound {evaluation.ci_low:.3f} > "
-                      f"{bound}); canary at {started.traffic:.0%}", evidence)
+    return TickResult("rollout_started", f"{candidate}: win rate {evaluation.win_rate:.3f}, 95% interval "
+                      f"[{evaluation.ci_low:.3f}, {evaluation.ci_high:.3f}]: gate passed (lower bound "
+                      f"{evaluation.ci_low:.3f} > {bound}); canary at {started.traffic:.0%}", evidence)
 
 
 @dataclass(frozen=True)

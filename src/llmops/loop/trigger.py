@@ -80,8 +80,7 @@ def _count_reasons(stats: PairStats, kto: KTOStats, objective: str, settings: Lo
                 f"{kto.votes} votes and {kto.thumbs} thumbs ({sign} min_samples {settings.min_samples})",
                 kto.left_out()]
     return [f"{stats.valid_pairs} new valid pairs from {stats.votes} votes ({sign} min_samples {settings.min_samples})",
-            f"left out: {stats.ties} ties, {stats.both_bad} both_bad, {stats.identical} identical, "
-            f"{stats.empty} empty, {stats.duplicates} duplicates, {stats.capped} over the daily cap"]
+            stats.left_out()]
 
 
 def decide(stats: PairStats, last_dpo_at: float | None, now: float, settings: LoopSettings,

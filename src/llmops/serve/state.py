@@ -23,6 +23,8 @@ from llmops.serve.metrics import GatewayMetrics
 from llmops.serve.store import GroupWriter
 from llmops.workspace import Workspace
 
+RELAY_CLOSE_S = 5.0  # at shutdown, how long the streams cancelled by the server get to log their requests
+
 
 @dataclass(frozen=True)
 class Served:
@@ -53,6 +55,7 @@ class ServeState:
     sign_ins: SignInLimiter = field(init=False)  # failed password sign-ins: the UI's login and HTTP Basic
     failure: str = ""  # set by the watchdog (serve/health.py) once a worker died: the server then stops
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _relays: set["asyncio.Future[None]"] = field(default_factory=set)  # one per stream not yet logged
 
     def __post_init__(self) -> None:
         self.writer = GroupWriter(self.workspace.engine)
@@ -82,7 +85,8 @@ class ServeState:
             return self.backends[version.name]
         if version.upstream_url:
             backend = UpstreamBackend(version.upstream_url,
-                                      api_key=os.environ.get(self.settings.upstream_api_key_env, ""))
+                                      api_key=os.environ.get(self.settings.upstream_api_key_env, ""),
+                                      timeout_s=self.settings.upstream_timeout_s)
             self.backends[version.name] = backend
             return backend
         await self.load(version)
@@ -127,6 +131,8 @@ class ServeState:
     async def _relay(self, version: ModelVersion, completion_id: str, user: str, start: float, first: Chunk,
                      chunks: AsyncGenerator[Chunk, None], messages: list[Message]) -> AsyncIterator[Chunk]:
         completion, error, chunk, pieces = None, "", first, []
+        logged = asyncio.get_running_loop().create_future()
+        self._relays.add(logged)
         try:
             while chunk.completion is None:
                 yield chunk
@@ -141,13 +147,17 @@ class ServeState:
             error = f"{type(exc).__name__}: {exc}"
             raise BackendError(f"{version.name}: {error}") from exc
         finally:
-            await chunks.aclose()
-            if completion is None and not error:  # the client went away: logged, but not the version's failure
-                gone = Completion("".join(pieces), 0, sum(1 for p in pieces if p), "client_gone")
-                await self._record(version, completion_id, user, start, gone, "the client went away", messages,
-                                   ok=True)
-            else:
-                await self._record(version, completion_id, user, start, completion, error, messages)
+            try:
+                await chunks.aclose()
+                if completion is None and not error:  # the client went away: logged, but not the version's failure
+                    gone = Completion("".join(pieces), 0, sum(1 for p in pieces if p), "client_gone")
+                    await self._record(version, completion_id, user, start, gone, "the client went away", messages,
+                                       ok=True)
+                else:
+                    await self._record(version, completion_id, user, start, completion, error, messages)
+            finally:
+                self._relays.discard(logged)
+                logged.set_result(None)
 
     async def _record(self, version: ModelVersion, completion_id: str, user: str, start: float,
                       completion: Completion | None, error: str, messages: list[Message], *,
@@ -166,6 +176,10 @@ class ServeState:
         await asyncio.wrap_future(self.writer.submit(lambda conn: conn.execute(db.requests.insert().values(**row))))
 
     async def close(self) -> None:
+        """Stop the workers and close the upstream sessions, once the streams cut short at shutdown are logged
+        (uvicorn cancels the requests still open after its grace period and shuts down without waiting for them)."""
+        if self._relays:
+            await asyncio.wait(self._relays, timeout=RELAY_CLOSE_S)
         self.votes.close()
         self.writer.close()
         for backend in self.backends.values():

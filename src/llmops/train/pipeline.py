@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from llmops.data.kto import tag_counts
-from llmops.data.registry import data_file, dataset_path, file_sha256, get_dataset, read_dataset_info
+from llmops.data.registry import (
+    DatasetRecord,
+    data_file,
+    dataset_path,
+    file_sha256,
+    get_dataset,
+    read_dataset_info,
+)
 from llmops.errors import LLMOpsError
 from llmops.models import registry
 from llmops.models.registry import PREFERENCE_STAGES, ModelVersion
@@ -40,18 +47,31 @@ class StageRun:
     config_path: str
 
 
-def dataset_lineage(workspace: Workspace, dataset: str) -> list[dict[str, Any]]:
-    """Name and sha256 of each dataset in a comma-separated `dataset` key (registered or in dataset_info.json)."""
-    lineage = []
-    info = read_dataset_info(workspace)
+def _registered(workspace: Workspace, dataset: str) -> list[tuple[str, DatasetRecord | None]]:
+    """Each name of a comma-separated `dataset` key with its registry record (None: not registered)."""
+    named: list[tuple[str, DatasetRecord | None]] = []
     for name in (part.strip() for part in dataset.split(",") if part.strip()):
         try:
-            record = get_dataset(workspace, name)
+            named.append((name, get_dataset(workspace, name)))
+        except LLMOpsError:
+            named.append((name, None))
+    return named
+
+
+def dataset_lineage(workspace: Workspace, dataset: str, stage: str) -> list[dict[str, Any]]:
+    """Name and sha256 of each dataset in a comma-separated `dataset` key (registered, and then of the kind `stage`
+    trains on: pt, sft, dpo or kto; or in dataset_info.json)."""
+    lineage = []
+    info = read_dataset_info(workspace)
+    for name, record in _registered(workspace, dataset):
+        if record is not None and record.kind != stage:
+            raise LLMOpsError(f"dataset {name!r} is of kind {record.kind}: the {stage} stage trains on {stage} "
+                              "datasets (see `llmops data list`)")
+        if record is not None:
             lineage.append({"name": name, "sha256": record.sha256, "version": record.version,
                             "file_name": record.file_name})
             continue
-        except LLMOpsError:
-            entry = info.get(name)
+        entry = info.get(name)
         if not isinstance(entry, dict) or "file_name" not in entry:
             raise LLMOpsError(f"{workspace.dataset_info_path}: dataset {name!r} is not registered")
         path = data_file(workspace, str(entry["file_name"]))
@@ -131,6 +151,7 @@ def plan_stage(workspace: Workspace, stage: str, dataset: str, parent: ModelVers
     base = str(training_base(workspace, parent)) if parent else model_ref(
         base_model or workspace.settings.train.base_model)
     output = output_dir or f"checkpoints/{FILE_STAGES[stage]}/{_next_name(workspace, stage, parent)}"
+    dataset_lineage(workspace, dataset, stage)  # registered, and of the stage's kind, before any config
     weights = (1.0, 1.0)
     if stage == "kto":  # the class weights balance the dataset's desirable and undesirable examples
         weights = kto_weights(*tag_counts(dataset_path(workspace, dataset), workspace.settings.data.max_file_bytes))
@@ -153,7 +174,7 @@ def run_plan(workspace: Workspace, plan: StagePlan, on_progress: ProgressCallbac
     a LoRA of CPT or SFT merged into models/<name>, a DPO or KTO LoRA as an adapter, a full fine-tune as it is."""
     if plan.parent is not None:
         _merged_model_of(workspace, plan.parent)
-    lineage = dataset_lineage(workspace, plan.dataset)
+    lineage = dataset_lineage(workspace, plan.dataset, plan.stage)
     stage = run_stage(workspace, FILE_STAGES[plan.stage], config_path or plan.config, on_progress)
     name = _next_name(workspace, plan.stage, plan.parent)
     path, merged = stage.run.output_dir, plan.config.get("finetuning_type") == "full"
