@@ -1,7 +1,7 @@
 import pytest
 
 from llmops.data.preferences import PairStats, PreferenceCollector
-from llmops.loop.trigger import SECONDS_PER_DAY, decide, last_dpo_time, should_trigger_dpo_training
+from llmops.loop.trigger import SECONDS_PER_DAY, age_text, decide, last_dpo_time, should_trigger_dpo_training
 from llmops.models import registry
 from llmops.settings import LoopSettings
 from llmops.workspace import Workspace, open_workspace
@@ -15,7 +15,10 @@ def test_decide_needs_enough_pairs_and_age() -> None:
     assert decide(PairStats(valid_pairs=100), now - 7 * SECONDS_PER_DAY, now, s).fire
     late = decide(PairStats(valid_pairs=500), now - 6.9 * SECONDS_PER_DAY, now, s)
     assert not late.fire and late.days_since_last == pytest.approx(6.9)
-    assert "6.9 days since the last DPO or KTO version (< 7)" in late.reasons[2]
+    assert "6.9 days since the last DPO or KTO version (< 7 days)" in late.reasons[2]
+    fresh = decide(PairStats(valid_pairs=500), now - 200, now, s)
+    assert fresh.reasons[2] == "3 minutes since the last DPO or KTO version (< 7 days)"  # not 0.00231 days
+    assert age_text(0.5) == "12.0 hours" and age_text(1234.4) == "1234 days"
 
 
 def test_decide_reports_what_was_left_out_and_progress() -> None:

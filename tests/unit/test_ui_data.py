@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.state_holder import SessionState
+from gradio.utils import get_upload_folder
 
 from llmops.data.formats import read_records
 from llmops.data.preferences import PreferenceCollector
@@ -34,6 +35,35 @@ def test_process_shows_the_corpus_and_only_save_registers_it(workspace: Workspac
     assert corpus.name in report and f"chunks: {corpus.rows}," in report and "documents read: " in report
     saved = [row for _, row in read_records(workspace.data_dir / corpus.file_name)]
     assert saved == processed.rows
+
+
+def test_an_upload_empties_the_widget_so_the_next_one_copies_only_its_own_files(workspace: Workspace) -> None:
+    folder = Path(get_upload_folder()) / f"once-{workspace.root.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    first, second = folder / "hives.md", folder / "tyres.txt"
+    first.write_text("Bees need twenty kilograms of honey for winter.\n")
+    second.write_text("Find the thorn before fitting the new tube.\n")
+    with gr.Blocks() as blocks:
+        data_tab.render(workspace)
+    [event] = [fn for fn in blocks.fns.values() if any(name == "upload" for _, name in fn.targets)]
+    widget = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "documents-upload")
+    assert widget in event.outputs
+    field, status, emptied = data_tab.upload_once(workspace, [str(first)], "")
+    assert emptied is None and status.endswith("documents/uploads`: hives.md") and "1 document " in status
+    field, status, _ = data_tab.upload_once(workspace, [str(second)], field)
+    assert field.splitlines() == ["uploads/hives.md", "uploads/tyres.txt"]
+    assert sorted(p.name for p in (workspace.documents_dir / "uploads").iterdir()) == ["hives.md", "tyres.txt"]
+
+
+def test_an_emptied_number_field_is_named_not_a_type_error(workspace: Workspace) -> None:
+    assert instructions_panel.generate(workspace, None, "template")[2] == (
+        "❌ instructions to generate: enter a number (the field is empty)")
+    (workspace.documents_dir / "notes.md").write_text("Some notes.\n")
+    assert data_tab.process(workspace, "notes.md", None, 0, 0.8)[1].startswith("❌ chunk_size: enter a number")
+    assert data_tab.process(workspace, "notes.md", 64, None, 0.8)[1].startswith("❌ chunk_overlap: enter a number")
+    for share, seed, field in ((None, 0, "held-out share"), (0.1, None, "seed")):
+        status, _ = eval_set_panel.build(workspace, "share", "sft", share, seed, None)
+        assert status.startswith(f"❌ {field}: enter a number"), status
 
 
 def test_corpus_errors_are_shown_not_raised(workspace: Workspace) -> None:
@@ -92,6 +122,7 @@ def test_validation_names_the_broken_line(workspace: Workspace) -> None:
     result = data_tab.validate(workspace, "broken")
     assert result.startswith("❌") and f"{path}:1: messages[0].content: expected a string" in result
     assert data_tab.validate(workspace, "nope").startswith("❌ dataset 'nope' is not registered")
+    assert data_tab.validate(workspace, "").startswith("❌ dataset: choose a registered dataset to validate")
 
 
 def _sft_rows(count: int) -> list[dict[str, object]]:

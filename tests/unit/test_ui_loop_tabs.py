@@ -25,7 +25,7 @@ from llmops.models import registry, rollouts
 from llmops.models.metrics import version_metrics
 from llmops.serve.gateway import create_app
 from llmops.train.runner import LLaMAFactoryTrainer
-from llmops.ui import arena_tab, rollout_view
+from llmops.ui import arena_tab, loop_tab, rollout_view
 from llmops.ui.app import assemble
 from llmops.ui.loop_tab import TrainNow
 from llmops.workspace import Workspace, open_workspace
@@ -86,9 +86,13 @@ def test_a_battle_of_the_chosen_pair_is_voted_and_rated(workspace: Workspace, ga
     generate, vote = handler(blocks, "arena-generate"), handler(blocks, "vote-a")
 
     async def steps() -> None:
+        empty_id, _, _, refused, *locked = await generate("  ", CHAT[1], CHAT[2], False)
+        assert empty_id == "" and refused == "❌ question: type a question for the two models first"
+        assert not any(b["interactive"] for b in locked)
         battle_id, answer_a, answer_b, status, *buttons = await generate("which cable?", CHAT[1], CHAT[2], False)
         assert answer_a["label"] == f"Answer A — {CHAT[1]}" and answer_a["value"].startswith(CHAT[1])
         assert answer_b["value"].startswith(CHAT[2]) and all(b["interactive"] for b in buttons)
+        assert status == "which answer is better?"
         status, *_, ratings, votes, _pairs, _progress, _reasons = await vote(battle_id)
         assert f"A wins — A was **{CHAT[1]}**, B was **{CHAT[2]}**" in status and votes == 1
         assert ratings["model"].tolist() == [CHAT[1], CHAT[2]] and ratings["rating"].tolist() == [
@@ -97,6 +101,8 @@ def test_a_battle_of_the_chosen_pair_is_voted_and_rated(workspace: Workspace, ga
         assert blind_a["label"] == "Answer A"
         revealed, shown_a, *_ = await vote(blind_id)
         assert shown_a["label"] in (f"Answer A — {CHAT[0]}", f"Answer A — {CHAT[2]}") and "A was" in revealed
+        alone = (await generate("which cable?", CHAT[1], CHAT[1], True))[3]
+        assert f"both answers are from **{CHAT[1]}**" in alone and "only battles of two different versions" in alone
 
     within(gateway, steps)
     with workspace.engine.connect() as conn:
@@ -136,6 +142,7 @@ def test_rollout_controls_and_the_readable_history(workspace: Workspace, gateway
     blocks, sections = assemble(workspace, gateway)
     loaded = tab_values(sections)["loop"]
     assert loaded[6]["choices"] == ["chat-v1.2", "chat-v1.1"] and loaded[6]["value"] == "chat-v1.2"
+    assert loaded[7]["value"] == "chat-v1.2" and loop_tab.RUNNING_CANDIDATE not in loaded[7]["choices"]
     with workspace.engine.begin() as conn:
         conn.execute(db.requests.insert(), [
             {"id": f"r{i}", "model": "chat-v1.2", "created_at": 4e9, "latency_ms": 10.0 / 3, "ok": i != 0,
@@ -144,6 +151,7 @@ def test_rollout_controls_and_the_readable_history(workspace: Workspace, gateway
     async def steps() -> None:
         message, *shown = await handler(blocks, "rollout-start")("chat-v1.2")
         assert "rollout of chat-v1.2 started at 5%" in message and "stage 1 of 4" in shown[4]
+        assert shown[7]["value"] == "" and shown[7]["choices"][0] == loop_tab.RUNNING_CANDIDATE
         message, *shown = await handler(blocks, "rollout-advance")()
         assert "stage 2, 20%" in message and shown[5] == pytest.approx(0.2)
         message, *shown = await handler(blocks, "rollout-promote")("")

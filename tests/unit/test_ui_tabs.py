@@ -180,6 +180,18 @@ def test_page_load_selects_the_running_run(workspace: Workspace) -> None:
     status, log, curve = train_tab.watch(trainer, "sft-old")
     assert "**running**" in status and log == "log of sft-old" and isinstance(curve, pd.DataFrame)
     assert train_tab.watch(trainer, "nope")[0].startswith("❌")
+    assert train_tab.runs_table(trainer)["final_loss"].tolist() == ["–", "–"]  # not a `null` cell
+
+
+def test_a_failed_runs_outcome_does_not_repeat_its_log_tail(workspace: Workspace) -> None:
+    error = "exit code 1\n--- log tail ---\nTraceback (most recent call last):\nRuntimeError: too few samples"
+    status = runs.RunStatus(id="cpt-1", stage="pt", status="failed", pid=None, exit_code=1, config_path="c.yaml",
+                            output_dir="out", run_dir="run", started_at=0.0, finished_at=1.0, error=error, metrics={})
+    outcome = f"nothing registered: cpt run cpt-1 failed: {error}"
+    assert train_tab.outcome_text(outcome, status) == "nothing registered: cpt run cpt-1 failed: exit code 1"
+    merge = "nothing registered: merge of cpt-1 failed\nno adapter_model.safetensors in out/"
+    assert train_tab.outcome_text(merge, status).endswith("failed\n\n```\nno adapter_model.safetensors in out/\n```")
+    assert train_tab.outcome_text("registered chat-v1.0", status) == "registered chat-v1.0"
 
 
 def test_admin_actions_need_the_token(workspace: Workspace, gateway: FastAPI) -> None:

@@ -83,6 +83,16 @@ def _count_reasons(stats: PairStats, kto: KTOStats, objective: str, settings: Lo
             stats.left_out()]
 
 
+def age_text(days: float) -> str:
+    """An age as the trigger's reasons show it: in minutes under an hour, hours under a day, else days; never in
+    e-notation."""
+    if days < 1 / 24:
+        return f"{days * 24 * 60:.0f} minutes"
+    if days < 1:
+        return f"{days * 24:.1f} hours"
+    return f"{days:.3g} days" if days < 100 else f"{days:.0f} days"
+
+
 def decide(stats: PairStats, last_dpo_at: float | None, now: float, settings: LoopSettings,
            kto: KTOStats | None = None) -> TriggerDecision:
     """The trigger's rule on counted examples: enough new usable examples of the objective (`loop.objective`, auto
@@ -96,7 +106,8 @@ def decide(stats: PairStats, last_dpo_at: float | None, now: float, settings: Lo
     reasons = [
         *_count_reasons(stats, kto, objective, settings),
         "no DPO or KTO version yet" if days is None else
-        f"{days:.3g} days since the last DPO or KTO version ({'≥' if old_enough else '<'} {settings.days_threshold:g})",
+        f"{age_text(days)} since the last DPO or KTO version ({'≥' if old_enough else '<'} "
+        f"{settings.days_threshold:g} days)",
         why,
         f"counted: {stats.valid_pairs} valid pairs (DPO), {kto.examples} KTO examples",
     ]

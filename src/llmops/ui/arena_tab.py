@@ -65,6 +65,15 @@ def ratings_table(board: LeaderboardCache) -> pd.DataFrame:
     return frame(rows, RATING_COLUMNS)
 
 
+def question_text(first: str, second: str) -> str:
+    """The status once both answers are shown; says so when one version answers on both sides, whose votes are
+    preference pairs but never rated (the leaderboard and win rates count battles of two versions only)."""
+    if first != second:
+        return "which answer is better?"
+    return (f"which answer is better? (both answers are from **{first}**: the vote is a preference pair for DPO, "
+            "the leaderboard rates only battles of two different versions)")
+
+
 def _reveal(result: dict[str, Any], vote: Vote) -> str:
     return (f"✅ vote `{vote}` recorded: {RESULTS[vote]} — A was **{result['model_a']}**, "
             f"B was **{result['model_b']}**")
@@ -93,7 +102,7 @@ def _counters() -> list[Any]:
                           elem_id="arena-votes")
         pairs = gr.Number(label="New valid pairs since the last DPO", precision=0, interactive=False)
         progress = gr.Label(label="Progress towards the DPO trigger", show_label=True)
-    reasons = gr.Textbox(label="Trigger", lines=3, interactive=False)
+    reasons = gr.Textbox(label="Trigger", lines=5, interactive=False)  # its five reasons, none cut off
     return [votes, pairs, progress, reasons]
 
 
@@ -120,12 +129,14 @@ def render(workspace: Workspace, client: GatewayClient | None) -> Section:
                 raise LLMOpsError(NO_GATEWAY)
             if not first or not second:
                 raise LLMOpsError("model A, model B: choose two chat versions (none is registered yet)")
+            if not prompt.strip():
+                raise LLMOpsError("question: type a question for the two models first")
             battle = await client.battle(prompt, pair=(first, second), shuffle=hidden)
         except LLMOpsError as exc:
             return ["", *_answers(None, ("", "")), failed(exc), *[gr.update(interactive=False)] * len(buttons)]
         names = None if hidden else (battle["model_a"], battle["model_b"])
         texts = (battle["response_a"], battle["response_b"])
-        return [battle["id"], *_answers(names, texts), "which answer is better?",
+        return [battle["id"], *_answers(names, texts), question_text(first, second),
                 *[gr.update(interactive=True)] * len(buttons)]
 
     generate_btn.click(generate, inputs=[question, model_a, model_b, blind],

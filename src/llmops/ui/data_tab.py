@@ -21,7 +21,7 @@ from llmops.data.uploads import UPLOAD_SUFFIXES, network_documents, save_uploads
 from llmops.demo.preset import copy_preset_documents
 from llmops.errors import LLMOpsError
 from llmops.ui import eval_set_panel, instructions_panel
-from llmops.ui.section import Section, failed, frame, when
+from llmops.ui.section import Section, failed, frame, number, when
 from llmops.workspace import Workspace
 
 DATASET_COLUMNS = ("name", "kind", "format", "rows", "version", "file_name", "sha256", "created")
@@ -36,7 +36,7 @@ def preset_folder(workspace: Workspace) -> Path:
 
 def stats_lines(stats: CorpusStats, skipped: list[str]) -> list[str]:
     lines = [
-        f"- documents read: {stats.documents} (empty: {stats.empty})",
+        f"- documents read: {stats.documents} (empty after cleaning: {stats.empty})",
         f"- duplicates removed: {stats.exact_duplicates} exact, {stats.near_duplicates} near, "
         f"{stats.duplicate_chunks} repeated chunks",
         f"- chunks: {stats.chunks}, tokens: {stats.tokens}, longest chunk: {stats.max_chunk_tokens} tokens",
@@ -93,17 +93,25 @@ def upload(workspace: Workspace, files: list[str] | None, current: str) -> tuple
     except LLMOpsError as exc:
         return current, failed(exc)
     text = "\n".join(part for part in (current.strip(), _listed(workspace, copies)) if part)
-    return text, f"uploaded {len(copies)} documents to `{copies[0].parent}`"
+    names = ", ".join(copy.name for copy in copies)
+    return text, f"uploaded {len(copies)} document{'s' * (len(copies) != 1)} to `{copies[0].parent}`: {names}"
 
 
-def process(workspace: Workspace, text: str, size: float, overlap: float,
+def upload_once(workspace: Workspace, files: list[str] | None, current: str) -> tuple[str, str, None]:
+    """The upload event: `upload`, then the upload widget emptied. Gradio sends the widget's whole value, the
+    files of earlier uploads too, so a file left in it would be copied again (`notes_2.md`) on the next upload;
+    the corpus field lists what was copied."""
+    return (*upload(workspace, files, current), None)
+
+
+def process(workspace: Workspace, text: str, size: float | None, overlap: float | None,
             near: float) -> tuple[ProcessedCorpus | None, str, pd.DataFrame]:
     """Process the listed documents (inside documents/) with the settings' tokenizer, as `llmops data corpus`
     does, writing nothing; returns (the result, its stats, sample chunks)."""
     try:
         files = network_documents(workspace, text.splitlines())
-        processed = process_corpus(workspace, files, chunk_size=int(size), chunk_overlap=int(overlap),
-                                   near_dup_threshold=near)
+        processed = process_corpus(workspace, files, chunk_size=int(number(size, "chunk_size")),
+                                   chunk_overlap=int(number(overlap, "chunk_overlap")), near_dup_threshold=near)
     except LLMOpsError as exc:
         return None, failed(exc), sample_chunks(None)
     preview = [f"processed, **not saved yet** ({len(processed.rows)} chunks): press Save corpus to register them",
@@ -149,8 +157,8 @@ def _corpus_panel(workspace: Workspace) -> Dependency:
     processed = gr.State(None)
 
     load_btn.click(lambda: load_preset(workspace), outputs=[paths, report])
-    files.upload(lambda given, current: upload(workspace, given, current), inputs=[files, paths],
-                 outputs=[paths, report])
+    files.upload(lambda given, current: upload_once(workspace, given, current), inputs=[files, paths],
+                 outputs=[paths, report, files])
     process_btn.click(lambda *values: process(workspace, *values), inputs=[paths, chunk_size, overlap, threshold],
                       outputs=[processed, report, chunks])
     return save_btn.click(lambda result: save_corpus(workspace, result), inputs=processed, outputs=report)
@@ -170,7 +178,9 @@ def validate(workspace: Workspace, name: str) -> str:
     """Validate a registered dataset by name (as `llmops data validate NAME`, never a path): ok, or one
     `file:line: field: problem` a line."""
     try:
-        report = validate_registered(workspace, name or "")
+        if not name:
+            raise LLMOpsError("dataset: choose a registered dataset to validate (press Refresh for new ones)")
+        report = validate_registered(workspace, name)
     except LLMOpsError as exc:
         return failed(exc)
     if report.ok:

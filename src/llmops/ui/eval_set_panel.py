@@ -17,7 +17,7 @@ from llmops.data.formats import read_records
 from llmops.data.uploads import network_documents
 from llmops.errors import LLMOpsError
 from llmops.train.network import dataset_choices
-from llmops.ui.section import failed, frame
+from llmops.ui.section import failed, frame, number
 from llmops.workspace import Workspace
 
 SOURCES = (("held-out share of an SFT dataset", "share"), ("prompts of voted arena battles", "arena"),
@@ -51,12 +51,13 @@ def source_choices(workspace: Workspace) -> tuple[Any, Any]:
             gr.update(choices=files, value=files[0] if files else None))
 
 
-def _report(workspace: Workspace, source: str, dataset: str | None, share: float, seed: float,
+def _report(workspace: Workspace, source: str, dataset: str | None, share: float | None, seed: float | None,
             file: str | None) -> eval_sets.EvalSetReport:
     if source == "share":
         if not dataset:
             raise LLMOpsError("eval set: no SFT dataset is registered to hold a share out of")
-        return eval_sets.eval_set_from_sft(workspace, float(share), int(seed), dataset)
+        return eval_sets.eval_set_from_sft(workspace, number(share, "held-out share"), int(number(seed, "seed")),
+                                           dataset)
     if source == "arena":
         return eval_sets.eval_set_from_arena(workspace)
     if source == "prompts":
@@ -74,7 +75,7 @@ def described(report: eval_sets.EvalSetReport) -> str:
     return "\n".join(lines)
 
 
-def build(workspace: Workspace, source: str, dataset: str | None, share: float, seed: float,
+def build(workspace: Workspace, source: str, dataset: str | None, share: float | None, seed: float | None,
           file: str | None) -> tuple[str, pd.DataFrame]:
     """Build and register an eval set from `source` (share | arena | prompts); returns (status, sample rows)."""
     try:

@@ -19,7 +19,7 @@ from llmops.data.self_instruct import (
 from llmops.data.self_instruct_llm import settings_endpoint
 from llmops.data.templates import TASK_TYPES
 from llmops.errors import LLMOpsError
-from llmops.ui.section import failed, frame
+from llmops.ui.section import failed, frame, number
 from llmops.workspace import Workspace
 
 PREVIEW_COLUMNS = ("task_type", "user", "assistant")
@@ -68,7 +68,7 @@ def endpoint_text(workspace: Workspace) -> str:
     return f"LLM mode: `{data.llm_model}` at `{data.llm_base_url}` (key from ${data.llm_api_key_env})"
 
 
-def generate(workspace: Workspace, count: float,
+def generate(workspace: Workspace, count: float | None,
              mode: str) -> tuple[GeneratedInstructions | None, pd.DataFrame, str]:
     """Generate `count` samples in `mode` (template | llm, the settings' endpoint), writing nothing; returns
     (the samples, their preview by task type, a status)."""
@@ -76,7 +76,8 @@ def generate(workspace: Workspace, count: float,
         if mode not in MODES:
             raise LLMOpsError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
         endpoint = settings_endpoint(workspace.settings.data) if mode == "llm" else None
-        generated = generate_sft_records(workspace, int(count), use_mock=mode == "template", endpoint=endpoint)
+        generated = generate_sft_records(workspace, int(number(count, "instructions to generate")),
+                                         use_mock=mode == "template", endpoint=endpoint)
     except LLMOpsError as exc:
         return None, preview(None), failed(exc)
     return generated, preview(generated), generated_text(generated)

@@ -20,6 +20,7 @@ from llmops.errors import LLMOpsError
 from llmops.loop import flywheel
 from llmops.loop.rollout import advance_stage, step_rollout
 from llmops.models.registry import PREFERENCE_STAGES
+from llmops.models.rollouts import current_rollout
 from llmops.train.runner import LLaMAFactoryTrainer
 from llmops.ui import rollout_view
 from llmops.ui.gateway_client import GatewayClient
@@ -80,13 +81,22 @@ class TrainNow:
         return line + (f"\n\n{self._outcome}" if self._outcome else "")
 
 
+def promote_choices(workspace: Workspace, candidates: list[str]) -> Any:
+    """The promote dropdown's update: while a rollout runs, its candidate (sent as "") first and selected;
+    otherwise only the versions, the newest selected (nothing to promote by default is not an option then)."""
+    names = [(name, name) for name in candidates]
+    if current_rollout(workspace) is not None:
+        return gr.update(choices=[RUNNING_CANDIDATE, *names], value="")
+    return gr.update(choices=names, value=next(iter(candidates), None))
+
+
 def values(workspace: Workspace) -> list[Any]:
     """The tab's outputs, in the order of `render`'s."""
     shown = rollout_view.snapshot(workspace)
     candidates = shown["candidates"]
     return [shown["checks"], shown["trigger"], shown["progress"], shown["evaluation"], shown["state"],
             shown["traffic"], gr.update(choices=candidates, value=next(iter(candidates), None)),
-            gr.update(choices=[RUNNING_CANDIDATE, *[(name, name) for name in candidates]], value=""),
+            promote_choices(workspace, candidates),
             shown["history"], shown["traffic_chart"], shown["rates_chart"], shown["latency_chart"]]
 
 

@@ -42,5 +42,7 @@ def render(workspace: Workspace) -> Section:
     table = gr.Dataframe(label="Model versions", headers=list(VERSION_COLUMNS), interactive=False, wrap=True,
                          elem_id="models-table")
     refresh = gr.Button("Refresh", elem_id="models-refresh")
+    gr.Markdown("Promote a version to production, start or roll back its rollout on the **Loop & rollout** tab; "
+                "compare two versions on the **A/B arena** tab.", elem_id="models-hint")
     refresh.click(lambda: versions_table(workspace), outputs=table)
     return Section("models", lambda: [versions_table(workspace)], [table])

@@ -8,6 +8,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from llmops.errors import LLMOpsError
+
 
 @dataclass(frozen=True)
 class Section:
@@ -21,6 +23,13 @@ class Section:
 def failed(exc: Exception) -> str:
     """A one-line status for a failed action (the UI shows it instead of a traceback)."""
     return f"❌ {exc}"
+
+
+def number(value: float | None, field: str) -> float:
+    """A number field's value; LLMOpsError naming the field when it was left empty (Gradio sends None)."""
+    if value is None:
+        raise LLMOpsError(f"{field}: enter a number (the field is empty)")
+    return value
 
 
 def when(timestamp: float | None) -> str:

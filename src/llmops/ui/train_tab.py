@@ -32,7 +32,7 @@ POLL_SECONDS = 2.0
 def runs_table(trainer: LLaMAFactoryTrainer) -> pd.DataFrame:
     rows = [
         {"id": r.id, "stage": r.stage, "status": r.status, "started": when(r.started_at),
-         "finished": when(r.finished_at), "exit_code": r.exit_code, "final_loss": r.metrics.get("final_loss"),
+         "finished": when(r.finished_at), "exit_code": r.exit_code, "final_loss": _num(r.metrics.get("final_loss")),
          "config_path": r.config_path, "error": r.error[-200:]}
         for r in reversed(trainer.list_runs())
     ]
@@ -60,6 +60,16 @@ def describe(status: RunStatus) -> str:
     return line
 
 
+def outcome_text(outcome: str, status: RunStatus) -> str:
+    """The pipeline's outcome under the status line: its first line, and the rest in a code block unless it is
+    the run's error the status line shows already (a failed run's diagnosis and log tail)."""
+    first, _, rest = outcome.partition("\n")
+    rest = rest.strip()
+    if not rest or rest in status.error:
+        return first
+    return f"{first}\n\n```\n{rest}\n```"
+
+
 def watch(trainer: LLaMAFactoryTrainer, run_id: str,
           outcomes: Mapping[str, str] | None = None) -> tuple[str, str, pd.DataFrame]:
     """(status line with the pipeline's outcome, log tail, loss curve) of one run; empty when none is selected."""
@@ -71,7 +81,7 @@ def watch(trainer: LLaMAFactoryTrainer, run_id: str,
     except LLMOpsError as exc:
         return failed(exc), "", frame([], ("step", "loss"))
     outcome = (outcomes or {}).get(run_id)
-    return describe(status) + (f"\n\n{outcome}" if outcome else ""), log, loss_curve(status)
+    return describe(status) + (f"\n\n{outcome_text(outcome, status)}" if outcome else ""), log, loss_curve(status)
 
 
 def start_run(trainer: LLaMAFactoryTrainer, outcomes: dict[str, str], path: str) -> tuple[str, str]:
