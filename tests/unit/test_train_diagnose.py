@@ -80,3 +80,9 @@ def test_final_metrics_include_dpo_rewards_and_plots(tmp_path: Path) -> None:
     assert metrics["train_loss"] == 0.6 and "x" not in metrics and metrics["final_loss"] == 0.5
     assert metrics["reward_accuracy"] == 0.9 and metrics["first_reward_accuracy"] == 0.0
     assert metrics["reward_margin"] == 0.4 and metrics["plots"] == ["training_loss.png"]
+
+
+def test_a_corpus_shorter_than_one_block_names_cutoff_len() -> None:
+    log = "RuntimeError: Cannot find sufficient samples, consider increasing dataset size."
+    (found,) = diagnose_log(log, "c.yaml", "d.json")
+    assert "fewer tokens than one block" in found.problem and "cutoff_len in c.yaml" in found.remedy

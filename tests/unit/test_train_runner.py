@@ -125,3 +125,16 @@ def test_without_a_run_id_the_current_run_is_the_own_then_the_running_one(fake_w
     assert other.get_status().id == running  # the newest run still running, not the newest run
     assert other.stop_training(grace_s=5).status == "stopped"
     assert LLaMAFactoryTrainer(fake_workspace).get_status().id == "sft-newer-dead"  # none running: the newest
+
+
+def test_a_second_run_into_the_output_dir_of_an_active_one_is_refused(fake_workspace: Workspace) -> None:
+    trainer = LLaMAFactoryTrainer(fake_workspace)
+    first = trainer.start_training(_config(fake_workspace))
+    with pytest.raises(LLMOpsError, match=f"run {first} is training into it.*llmops train stop {first}"):
+        LLaMAFactoryTrainer(fake_workspace).start_training(_config(fake_workspace))  # "Start" pressed twice
+    elsewhere = trainer.start_training({**_config(fake_workspace), "output_dir": "checkpoints/sft/y"})
+    for run_id in (first, elsewhere):
+        assert trainer.stop_training(run_id, grace_s=5).status == "stopped"
+    again = trainer.start_training(_config(fake_workspace, max_steps=2))  # the first is over: its folder is free
+    assert trainer.wait(again, poll_s=0.1).status == "succeeded"
+    assert len(trainer.list_runs()) == 3

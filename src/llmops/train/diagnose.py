@@ -17,6 +17,7 @@ class Diagnosis:
 _OOM = re.compile(r"out of memory|OutOfMemoryError|can't allocate memory|Cannot allocate memory", re.IGNORECASE)
 _UNDEFINED = re.compile(r"Undefined dataset (\S+) in (\S+?)\.?$", re.MULTILINE)
 _MISSING_FILE = re.compile(r"File (\S+) not found\.")
+_NO_BLOCK = re.compile(r"Cannot find sufficient samples")
 _UNKNOWN_KEYS = re.compile(r"Some keys are not used by the HfArgumentParser: (\[.*?\])")
 _FORMAT = re.compile(
     r"KeyError: '(\w+)'|Cannot find valid samples|Invalid role tag|Invalid message count"
@@ -65,6 +66,13 @@ def diagnose_log(log: str, config_path: str, dataset_info: str) -> list[Diagnosi
     if unknown:
         found.append(Diagnosis(f"unknown LLaMA-Factory keys {unknown.group(1)}",
                                f"fix or remove them in {config_path} (`llmops train … --config-only` checks a config)"))
+    if _NO_BLOCK.search(log):
+        found.append(Diagnosis(
+            "the corpus gives no training block: CPT packs it into blocks of cutoff_len tokens, and it has fewer "
+            "tokens than one block",
+            f"lower cutoff_len in {config_path} (train.cpt.cutoff_len) to at most the corpus's tokens (`llmops data "
+            "corpus` prints them), or add documents",
+        ))
     bad_format = _FORMAT.search(log)
     if bad_format:
         found.append(_format(bad_format, dataset_info))

@@ -81,6 +81,7 @@ class LLaMAFactoryTrainer:
             source = read_config(config) if isinstance(config, Path) else config
             written = write_config(self.workspace, source, overrides, validate=True)
             config_path, placed = written.path, written.config
+        self._refuse_busy_output(str(placed.get("output_dir", "")), config_path)
         stage = str(placed.get("stage", ""))
         run_id = _new_run_id(stage)
         run_dir = self.workspace.runs_dir / run_id
@@ -100,6 +101,18 @@ class LLaMAFactoryTrainer:
         self._started = run_id
         runs.set_pid(self.workspace, run_id, process.pid)
         return run_id
+
+    def _refuse_busy_output(self, output_dir: str, config_path: Path) -> None:
+        """LLMOpsError when a run still active (its process alive) trains into `output_dir`: two runs would write
+        the same checkpoints (a start pressed twice)."""
+        if not output_dir:
+            return
+        target = (self.workspace.root / output_dir).resolve()
+        for run in self.list_runs():
+            if not run.finished and (self.workspace.root / run.output_dir).resolve() == target \
+                    and not self.get_status(run.id).finished:
+                raise LLMOpsError(f"{config_path}: output_dir {output_dir}: run {run.id} is training into it; wait "
+                                  f"for it to finish or stop it (`llmops train stop {run.id}`)")
 
     def current_run(self) -> str:
         """The id of the current run (see the class); LLMOpsError when the workspace has none."""
