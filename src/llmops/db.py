@@ -5,6 +5,7 @@ Each table belongs to one part of the system, named in its comment. A transactio
 change depending on it is a `write_transaction`: serialised with every other one across processes.
 """
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -236,6 +237,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _one_feedback_per_user, 2: _one_vote_vocabulary, 3: _requests_user, 4: _requests_text,
 }
 
+BUSY_RETRY_S = 0.05  # between tries to open a busy store
 _BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 _BUSY_SQLSTATES = ("55P03", "40P01", "40001")  # lock_not_available, deadlock_detected, serialization_failure
 
@@ -261,14 +263,23 @@ def is_busy(error: DBAPIError) -> bool:
 
 def connect(url: str, busy_timeout_s: float = 30.0) -> Engine:
     """An engine for `url` with the schema created or migrated to SCHEMA_VERSION. On SQLite a statement waits
-    up to `busy_timeout_s` for another connection's lock before failing with "database is locked"."""
+    up to `busy_timeout_s` for another connection's lock before failing with "database is locked". Opening the
+    store is retried for as long while it is busy: SQLite can refuse a new database's switch to WAL at once,
+    without waiting, while other processes open it too."""
     is_sqlite = url.startswith("sqlite")
     sqlite_args = {"timeout": busy_timeout_s, "check_same_thread": False}
     engine = create_engine(url, connect_args=sqlite_args if is_sqlite else {})
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
-    migrate(engine)
-    return engine
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            migrate(engine)
+            return engine
+        except DBAPIError as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(BUSY_RETRY_S)
 
 
 # Postgres advisory lock keys (pg_advisory_xact_lock): one per kind of serialised change.
